@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { z } from 'zod';
+import { parseDuration } from '../operators/windows/assign.js';
+
+const duration = (where: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    try {
+      return parseDuration(v, where);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const windowSpec = z.object({
+  name: z.string().regex(/^[0-9a-z]+$/, 'window name: lowercase letters and digits, e.g. 10s'),
+  size: duration('windows[].size'),
+  table: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'table: a lowercase SQL identifier'),
+});
+
+/** The engine's configuration; every field has a documented default (docs/configuration.md). */
+export const configSchema = z
+  .object({
+    natsUrl: z.string().default('nats://127.0.0.1:4222'),
+    questdbHttp: z.string().default('http://127.0.0.1:9000'),
+    questdbPg: z.string().default('postgres://admin:quest@127.0.0.1:8812/qdb'),
+    httpPort: z.number().int().min(0).max(65535).default(8080),
+    httpHost: z.string().default('127.0.0.1'),
+    grpcPort: z.number().int().min(0).max(65535).default(50051),
+    stream: z
+      .object({
+        name: z.string().default('WEIR_EVENTS'),
+        subjects: z.array(z.string()).default(['weir.events.>']),
+        /** Stream retention by age; old events are still in the stream for replay until then. */
+        maxAge: duration('stream.maxAge').prefault('7d'),
+        consumer: z.string().default('weir-engine'),
+        deadLetterStream: z.string().default('WEIR_DEADLETTER'),
+      })
+      .prefault({}),
+    pipeline: z
+      .object({
+        name: z.string().regex(/^[A-Za-z0-9_-]+$/).prefault('default'),
+        windows: z
+          .array(windowSpec)
+          .min(1)
+          .default([
+            { name: '10s', size: 10_000, table: 'weir_agg_10s' },
+            { name: '1m', size: 60_000, table: 'weir_agg_1m' },
+          ] as never),
+        /** The watermark lags the max event time by this much (bounded out-of-orderness). */
+        maxOutOfOrderness: duration('pipeline.maxOutOfOrderness').prefault('2s'),
+        /** Corrections (upserts) are accepted for this long after a window fires. */
+        allowedLateness: duration('pipeline.allowedLateness').prefault('30s'),
+        /** With no events for this long (and the stream drained), the watermark follows the clock. */
+        idleTimeout: duration('pipeline.idleTimeout').prefault('3s'),
+        /** Events further than this ahead of the clock go to the DLQ (they would close every window). */
+        maxFuture: duration('pipeline.maxFuture').prefault('1h'),
+        /** DDSketch relative accuracy of the percentiles. */
+        sketchAccuracy: z.number().gt(0).lt(0.5).default(0.005),
+      })
+      .prefault({}),
+    limits: z
+      .object({
+        maxPayloadBytes: z.number().int().positive().default(1_048_576),
+        maxEventsPerMessage: z.number().int().positive().default(10_000),
+        maxKeyLength: z.number().int().positive().default(256),
+        maxTags: z.number().int().nonnegative().default(32),
+      })
+      .prefault({}),
+    workers: z.number().int().min(1).max(256).default(Math.max(1, os.availableParallelism())),
+    fetch: z
+      .object({
+        batch: z.number().int().positive().default(1000),
+        maxBytes: z.number().int().positive().default(8 * 1024 * 1024),
+      })
+      .prefault({}),
+    /** How often windows rows are flushed to QuestDB and the commit point advanced. */
+    flushInterval: duration('flushInterval').prefault('500ms'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),
+  })
+  .strict();
+
+export type WeirConfig = z.output<typeof configSchema>;
+export type WeirConfigInput = z.input<typeof configSchema>;
+
+/** Validates a config object; throws an Error listing every problem with its path. */
+export function parseConfig(input: unknown, source = 'config'): WeirConfig {
+  const r = configSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  - ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+    throw new Error(`invalid ${source}:\n${lines.join('\n')}`);
+  }
+  const names = new Set<string>();
+  for (const w of r.data.pipeline.windows) {
+    if (names.has(w.name)) throw new Error(`invalid ${source}:\n  - pipeline.windows: window name "${w.name}" appears twice`);
+    names.add(w.name);
+  }
+  return r.data;
+}
+
+/**
+ * Loads the config: the file named by WEIR_CONFIG (JSON), then the environment variables of
+ * contract v1 on top (WEIR_NATS_URL, WEIR_QUESTDB_HTTP, WEIR_QUESTDB_PG, WEIR_HTTP_PORT,
+ * WEIR_GRPC_PORT), then `overrides`.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: WeirConfigInput = {}): WeirConfig {
+  let fromFile: Record<string, unknown> = {};
+  const path = env.WEIR_CONFIG;
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new Error(`WEIR_CONFIG=${path}: cannot read: ${(err as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text);
+    } catch (err) {
+      throw new Error(`WEIR_CONFIG=${path}: not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  const fromEnv: Record<string, unknown> = {};
+  if (env.WEIR_NATS_URL) fromEnv.natsUrl = env.WEIR_NATS_URL;
+  if (env.WEIR_QUESTDB_HTTP) fromEnv.questdbHttp = env.WEIR_QUESTDB_HTTP;
+  if (env.WEIR_QUESTDB_PG) fromEnv.questdbPg = env.WEIR_QUESTDB_PG;
+  for (const [name, field] of [
+    ['WEIR_HTTP_PORT', 'httpPort'],
+    ['WEIR_GRPC_PORT', 'grpcPort'],
+    ['WEIR_WORKERS', 'workers'],
+  ] as const) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got "${v}"`);
+    fromEnv[field] = n;
+  }
+  if (env.WEIR_LOG_LEVEL) fromEnv.logLevel = env.WEIR_LOG_LEVEL;
+  return parseConfig({ ...fromFile, ...fromEnv, ...overrides }, path ? `config (${path})` : 'config');
+}

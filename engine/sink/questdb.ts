@@ -1,0 +1,100 @@
+import { Sender } from '@questdb/nodejs-client';
+import type { SummaryResult } from '../../operators/aggregates/summary.js';
+
+/** One window row of the default pipeline (table weir_agg_<window>). */
+export interface WindowRow extends SummaryResult {
+  table: string;
+  /** Window start, ms since epoch (the designated timestamp). */
+  ts: number;
+  metric: string;
+  key: string;
+}
+
+const DOUBLE_COLS = ['sum', 'min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p95', 'p99', 'p999'] as const;
+
+/** DDL of a default-pipeline table: WAL, deduplicated on the window's identity (invariant 2). */
+export function windowTableDdl(table: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new Error(`bad table name ${table}`);
+  return (
+    `CREATE TABLE IF NOT EXISTS ${table} (ts TIMESTAMP, metric SYMBOL CAPACITY 1024 CACHE, key SYMBOL CAPACITY 65536 CACHE, ` +
+    `count LONG, ${DOUBLE_COLS.map((c) => `${c} DOUBLE`).join(', ')}, sketch VARCHAR) ` +
+    `TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, metric, key)`
+  );
+}
+
+/** Runs one SQL statement through QuestDB's HTTP /exec endpoint; throws with QuestDB's message. */
+export async function questdbExec(httpBase: string, sql: string): Promise<unknown> {
+  const url = `${httpBase.replace(/\/$/, '')}/exec?query=${encodeURIComponent(sql)}`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  if (!res.ok || body.error) throw new Error(`QuestDB rejected "${sql.slice(0, 80)}…": ${body.error ?? res.status}`);
+  return body;
+}
+
+export async function ensureWindowTables(httpBase: string, tables: readonly string[]): Promise<void> {
+  for (const t of tables) await questdbExec(httpBase, windowTableDdl(t));
+}
+
+/** ILP-over-HTTP config string for @questdb/nodejs-client from an http:// base URL. */
+export function ilpConfig(httpBase: string): string {
+  const u = new URL(httpBase);
+  // auto_flush off: Weir flushes on its own timer and decides what a flush covers.
+  return `http::addr=${u.hostname}:${u.port || 9000};auto_flush=off;retry_timeout=2000;request_timeout=30000`;
+}
+
+/**
+ * Buffers window rows and writes them in one ILP/HTTP request (one QuestDB transaction) per
+ * flush. Rows stay in Weir's own list until QuestDB acknowledges them, so a failed flush is
+ * retried whole; rows are idempotent upserts, so a retry can never duplicate.
+ */
+export class WindowRowWriter {
+  /** Keyed by the window's identity, so a correction replaces the row it corrects before it is sent. */
+  private rows = new Map<string, WindowRow>();
+  private constructor(private readonly sender: Sender) {}
+
+  static async open(httpBase: string): Promise<WindowRowWriter> {
+    return new WindowRowWriter(await Sender.fromConfig(ilpConfig(httpBase)));
+  }
+
+  add(row: WindowRow): void {
+    this.rows.set(`${row.table}\u0000${row.ts}\u0000${row.metric}\u0000${row.key}`, row);
+  }
+
+  get pending(): number {
+    return this.rows.size;
+  }
+
+  /** Writes every row added so far; on failure keeps them for the next attempt and rethrows. */
+  async flush(): Promise<number> {
+    if (this.rows.size === 0) return 0;
+    const batch = this.rows;
+    this.rows = new Map();
+    try {
+      for (const r of batch.values()) {
+        this.sender.table(r.table).symbol('metric', r.metric).symbol('key', r.key).intColumn('count', r.count);
+        this.sender.floatColumn('sum', r.sum).floatColumn('min', r.min).floatColumn('max', r.max).floatColumn('mean', r.mean);
+        if (r.stddev !== null) this.sender.floatColumn('stddev', r.stddev);
+        this.sender
+          .floatColumn('p50', r.p50)
+          .floatColumn('p90', r.p90)
+          .floatColumn('p95', r.p95)
+          .floatColumn('p99', r.p99)
+          .floatColumn('p999', r.p999)
+          .stringColumn('sketch', r.sketch);
+        await this.sender.at(r.ts, 'ms');
+      }
+      await this.sender.flush();
+      return batch.size;
+    } catch (err) {
+      this.sender.reset();
+      // Rows added while the flush ran are newer than the failed ones: keep them.
+      for (const [id, row] of this.rows) batch.set(id, row);
+      this.rows = batch;
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.sender.close();
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * A partition worker (worker_threads). It owns the keys hashed to its partition and runs the
+ * pipeline's RxJS graph over batches handed over by the source:
+ *   batches$ -> tumblingWindows(10s, 1m, ...) -> window rows -> QuestDB writer (flushed on a timer)
+ * It reports, per batch, what it assigned and dropped as late, and, per flush, the watermark up
+ * to which every emitted row is durable in QuestDB (the source acks against that).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Subject } from 'rxjs';
+import { summaryAggregator, type SummaryResult } from '../operators/aggregates/summary.js';
+import { tumblingWindows, type EventBatch, type WindowEmission } from '../operators/windows/tumbling.js';
+import { WindowRowWriter } from './sink/questdb.js';
+import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort!;
+const post = (m: WorkerToMain) => port.postMessage(m);
+
+const tableOf = new Map(init.windows.map((w) => [w.name, w.table]));
+const seriesCache = new Map<string, [string, string]>();
+function splitSeries(series: string): [string, string] {
+  let parts = seriesCache.get(series);
+  if (!parts) {
+    const i = series.indexOf('\u0001');
+    parts = [series.slice(0, i), series.slice(i + 1)];
+    if (seriesCache.size > 500_000) seriesCache.clear();
+    seriesCache.set(series, parts);
+  }
+  return parts;
+}
+
+const writer = await WindowRowWriter.open(init.questdbHttp);
+/** The watermark of the last batch or advance processed: every row it caused is in `writer`. */
+let emittedWm = -Infinity;
+let flushing: Promise<void> | null = null;
+let lastError = '';
+
+const batches$ = new Subject<EventBatch>();
+batches$
+  .pipe(
+    tumblingWindows(
+      { specs: init.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs })), allowedLatenessMs: init.allowedLatenessMs },
+      summaryAggregator(init.sketchAccuracy),
+    ),
+  )
+  .subscribe(({ emissions, stats }) => {
+    for (const e of emissions) writer.add(toRow(e));
+    lastStats = stats;
+  });
+let lastStats: { assigned: number; late: Record<string, number> } = { assigned: 0, late: {} };
+
+function toRow(e: WindowEmission<SummaryResult>) {
+  const [metric, key] = splitSeries(e.series);
+  return { ...e.result, table: tableOf.get(e.window)!, ts: e.start, metric, key };
+}
+
+/** Flushes rows to QuestDB; on success reports the watermark the flush covers. */
+function flush(): Promise<void> {
+  if (flushing) return flushing;
+  const covers = emittedWm;
+  const run = async () => {
+    try {
+      const n = await writer.flush();
+      if (lastError) post({ t: 'log', level: 'info', msg: 'QuestDB writes resumed' });
+      lastError = '';
+      post({ t: 'flushed', wm: covers, rows: n });
+    } catch (err) {
+      const msg = (err as Error).message;
+      if (msg !== lastError) post({ t: 'log', level: 'warn', msg: `QuestDB write failed, will retry: ${msg}` });
+      lastError = msg;
+      post({ t: 'flushFailed', pendingRows: writer.pending, error: msg });
+    }
+  };
+  flushing = run().finally(() => (flushing = null));
+  return flushing;
+}
+
+const timer = setInterval(() => void flush(), init.flushIntervalMs);
+
+port.on('message', async (m: MainToWorker) => {
+  switch (m.t) {
+    case 'batch': {
+      batches$.next({ series: m.series, ts: m.ts, values: m.values, wmBefore: m.wmBefore, wmAfter: m.wmAfter });
+      if (m.wmAfter > emittedWm) emittedWm = m.wmAfter;
+      post({ t: 'done', id: m.id, assigned: lastStats.assigned, late: lastStats.late, pendingRows: writer.pending, windows: 0 });
+      break;
+    }
+    case 'advance': {
+      batches$.next({ series: [], ts: [], values: [], wmBefore: m.wm, wmAfter: m.wm });
+      if (m.wm > emittedWm) emittedWm = m.wm;
+      break;
+    }
+    case 'stop': {
+      clearInterval(timer);
+      // Flush until QuestDB takes everything (or the main thread gives up on us).
+      for (;;) {
+        await flush();
+        if (writer.pending === 0) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      await writer.close().catch(() => undefined);
+      post({ t: 'stopped' });
+      batches$.complete();
+      port.close();
+      break;
+    }
+  }
+});
+
+post({ t: 'ready' });

@@ -1,0 +1,250 @@
+import type { Aggregator } from '../aggregate.js';
+
+/**
+ * DDSketch (Masson, Rim, Lee, VLDB 2019): a quantile sketch with a relative-error guarantee.
+ * Every returned quantile q lies within `alpha` (relative) of the true value at rank
+ * floor(q * (n - 1)) of the sorted inputs, for any finite input, negative and zero included.
+ * Buckets are logarithmic (gamma = (1 + alpha) / (1 - alpha)), stored sparsely, so the sketch
+ * is mergeable by adding counts, and merges are exact: merge(a, b) equals the sketch of a ∪ b.
+ *
+ * Why not @datadog/sketches-js: its merge() (2.1.1) drops the negative store, and its protobuf
+ * form stores every bucket of the range densely as a double. See docs/decisions.md.
+ */
+export interface DDSketch {
+  readonly alpha: number;
+  /** ln(gamma), cached. */
+  readonly lnGamma: number;
+  count: number;
+  zeros: number;
+  /** bucket key -> count for values > 0 (key = ceil(log_gamma(v))). */
+  pos: Map<number, number>;
+  /** bucket key -> count for values < 0, keyed by |v|. */
+  neg: Map<number, number>;
+}
+
+/** Values whose magnitude is below this count as zero (far below any real measurement). */
+const MIN_INDEXABLE = 1e-300;
+export const DEFAULT_ALPHA = 0.005;
+
+export function createSketch(alpha = DEFAULT_ALPHA): DDSketch {
+  if (!(alpha > 0 && alpha < 1)) throw new Error(`ddsketch: relative accuracy must be in (0, 1), got ${alpha}`);
+  const gamma = (1 + alpha) / (1 - alpha);
+  return { alpha, lnGamma: Math.log(gamma), count: 0, zeros: 0, pos: new Map(), neg: new Map() };
+}
+
+/** The bucket key of |v| (v != 0); exposed so callers adding one value to several sketches compute it once. */
+export function bucketKey(s: DDSketch, absValue: number): number {
+  return Math.ceil(Math.log(absValue) / s.lnGamma);
+}
+
+/** Adds one finite value. */
+export function sketchAdd(s: DDSketch, v: number, weight = 1): DDSketch {
+  s.count += weight;
+  if (v > MIN_INDEXABLE) {
+    const k = Math.ceil(Math.log(v) / s.lnGamma);
+    s.pos.set(k, (s.pos.get(k) ?? 0) + weight);
+  } else if (v < -MIN_INDEXABLE) {
+    const k = Math.ceil(Math.log(-v) / s.lnGamma);
+    s.neg.set(k, (s.neg.get(k) ?? 0) + weight);
+  } else {
+    s.zeros += weight;
+  }
+  return s;
+}
+
+/** Merges b into a (same alpha required). */
+export function sketchMerge(a: DDSketch, b: DDSketch): DDSketch {
+  if (a.alpha !== b.alpha) throw new Error(`ddsketch: cannot merge relative accuracy ${a.alpha} with ${b.alpha}`);
+  a.count += b.count;
+  a.zeros += b.zeros;
+  for (const [k, c] of b.pos) a.pos.set(k, (a.pos.get(k) ?? 0) + c);
+  for (const [k, c] of b.neg) a.neg.set(k, (a.neg.get(k) ?? 0) + c);
+  return a;
+}
+
+/** The representative value of bucket k: within alpha of every value the bucket holds. */
+function bucketValue(s: DDSketch, k: number): number {
+  const gamma = Math.exp(s.lnGamma);
+  return (2 * Math.exp(k * s.lnGamma)) / (gamma + 1);
+}
+
+/**
+ * Quantiles for several q at once (one sort of the buckets). Each q must be in [0, 1].
+ * Returns NaN for an empty sketch.
+ */
+export function sketchQuantiles(s: DDSketch, qs: readonly number[]): number[] {
+  if (s.count === 0) return qs.map(() => NaN);
+  const negKeys = [...s.neg.keys()].sort((x, y) => y - x); // most negative value first
+  const posKeys = [...s.pos.keys()].sort((x, y) => x - y);
+  const out: number[] = [];
+  for (const q of qs) {
+    if (!(q >= 0 && q <= 1)) throw new Error(`ddsketch: quantile must be in [0, 1], got ${q}`);
+    const rank = Math.floor(q * (s.count - 1));
+    let seen = 0;
+    let value = NaN;
+    found: {
+      for (const k of negKeys) {
+        seen += s.neg.get(k)!;
+        if (seen > rank) {
+          value = -bucketValue(s, k);
+          break found;
+        }
+      }
+      seen += s.zeros;
+      if (seen > rank) {
+        value = 0;
+        break found;
+      }
+      for (const k of posKeys) {
+        seen += s.pos.get(k)!;
+        if (seen > rank) {
+          value = bucketValue(s, k);
+          break found;
+        }
+      }
+      value = bucketValue(s, posKeys[posKeys.length - 1]);
+    }
+    out.push(value);
+  }
+  return out;
+}
+
+// ---- compact binary form: version, alpha, zeros, then each store as (zigzag key delta, count) varints.
+
+const VERSION = 1;
+
+class ByteWriter {
+  private buf = new Uint8Array(64);
+  private len = 0;
+  private ensure(n: number) {
+    if (this.len + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+  byte(b: number) {
+    this.ensure(1);
+    this.buf[this.len++] = b;
+  }
+  f64(v: number) {
+    this.ensure(8);
+    new DataView(this.buf.buffer, this.buf.byteOffset + this.len, 8).setFloat64(0, v, true);
+    this.len += 8;
+  }
+  /** Unsigned varint for integers up to 2^53. */
+  uvar(v: number) {
+    while (v >= 0x80) {
+      this.byte((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    this.byte(v);
+  }
+  svar(v: number) {
+    this.uvar(v >= 0 ? v * 2 : -v * 2 - 1);
+  }
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+class ByteReader {
+  private pos = 0;
+  constructor(private readonly buf: Uint8Array) {}
+  private need(n: number) {
+    if (this.pos + n > this.buf.length) throw new Error('ddsketch: truncated sketch');
+  }
+  byte(): number {
+    this.need(1);
+    return this.buf[this.pos++];
+  }
+  f64(): number {
+    this.need(8);
+    const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8).getFloat64(0, true);
+    this.pos += 8;
+    return v;
+  }
+  uvar(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      const b = this.byte();
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 0x80;
+    }
+    throw new Error('ddsketch: varint too long');
+  }
+  svar(): number {
+    const u = this.uvar();
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2;
+  }
+  done(): boolean {
+    return this.pos === this.buf.length;
+  }
+}
+
+function writeStore(w: ByteWriter, store: Map<number, number>) {
+  const keys = [...store.keys()].sort((a, b) => a - b);
+  w.uvar(keys.length);
+  let prev = 0;
+  for (const k of keys) {
+    w.svar(k - prev);
+    w.uvar(store.get(k)!);
+    prev = k;
+  }
+}
+
+function readStore(r: ByteReader, into: Map<number, number>): number {
+  const n = r.uvar();
+  let key = 0;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    key += r.svar();
+    const c = r.uvar();
+    into.set(key, c);
+    total += c;
+  }
+  return total;
+}
+
+export function sketchToBytes(s: DDSketch): Uint8Array {
+  const w = new ByteWriter();
+  w.byte(VERSION);
+  w.f64(s.alpha);
+  w.uvar(s.zeros);
+  writeStore(w, s.pos);
+  writeStore(w, s.neg);
+  return w.bytes();
+}
+
+export function sketchFromBytes(bytes: Uint8Array): DDSketch {
+  const r = new ByteReader(bytes);
+  const version = r.byte();
+  if (version !== VERSION) throw new Error(`ddsketch: unknown sketch version ${version}`);
+  const s = createSketch(r.f64());
+  s.zeros = r.uvar();
+  s.count = s.zeros + readStore(r, s.pos) + readStore(r, s.neg);
+  if (!r.done()) throw new Error('ddsketch: trailing bytes after sketch');
+  return s;
+}
+
+export function sketchToBase64(s: DDSketch): string {
+  return Buffer.from(sketchToBytes(s)).toString('base64');
+}
+
+export function sketchFromBase64(text: string): DDSketch {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) throw new Error('ddsketch: sketch is not base64');
+  return sketchFromBytes(Buffer.from(text, 'base64'));
+}
+
+/** DDSketch as an Aggregator: result is the sketch itself (ask it with sketchQuantiles). */
+export function ddsketch(alpha = DEFAULT_ALPHA): Aggregator<number, DDSketch, DDSketch> {
+  return {
+    create: () => createSketch(alpha),
+    add: (acc, v) => sketchAdd(acc, v),
+    merge: sketchMerge,
+    result: (acc) => acc,
+    serialize: sketchToBase64,
+    deserialize: sketchFromBase64,
+  };
+}
