@@ -40,6 +40,9 @@ export interface EngineCounters {
   lastSeq: number;
   watermark: number;
   flushFailures: number;
+  /** Wall time (ms) the first message of this run was processed, and the last batch finished by the workers. */
+  firstMessageAt: number;
+  lastBatchDoneAt: number;
 }
 
 interface PendingRecord {
@@ -64,7 +67,7 @@ interface WorkerSlot {
   stopped: Promise<void>;
 }
 
-const MAX_INFLIGHT_BATCHES = 16;
+const MAX_INFLIGHT_BATCHES = 64;
 const MAX_PENDING_ROWS = 500_000;
 
 export class Engine {
@@ -82,6 +85,8 @@ export class Engine {
     lastSeq: 0,
     watermark: -Infinity,
     flushFailures: 0,
+    firstMessageAt: 0,
+    lastBatchDoneAt: 0,
   };
   private nc!: NatsConnection;
   private js!: JetStreamClient;
@@ -215,6 +220,7 @@ export class Engine {
         for (const [w, n] of Object.entries(m.late)) this.counters.lateByWindow[w] = (this.counters.lateByWindow[w] ?? 0) + n;
         const rec = this.recordById.get(m.id);
         if (rec) rec.workersPending--;
+        this.counters.lastBatchDoneAt = Date.now();
         this.wakeIfRoom(slot);
         break;
       }
@@ -345,6 +351,7 @@ export class Engine {
       decodeMessage(msg.subject, msg.data, () => Math.floor(Number(msg.info.timestampNanos) / 1e6), now, this.limits, sink);
     }
     if (!lastMsg) return;
+    if (!this.counters.firstMessageAt) this.counters.firstMessageAt = now;
     this.lastMsgAt = now;
     this.lastPending = lastMsg.info.pending;
     for (const s of series) if (s.length) any = true;

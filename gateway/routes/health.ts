@@ -45,6 +45,8 @@ function registerEngineMetrics(registry: client.Registry, engine: import('../../
   counter('weir_redeliveries_skipped_total', 'Redelivered messages skipped within one run', () => c.duplicatesSkipped);
   gauge('weir_watermark_ms', 'Current event-time watermark', () => (Number.isFinite(c.watermark) ? c.watermark : 0));
   gauge('weir_committed_sequence', 'Last stream sequence whose effects are durable', () => c.committedSeq);
+  gauge('weir_first_message_timestamp_ms', 'Wall time the first message of this run was processed', () => c.firstMessageAt);
+  gauge('weir_last_batch_done_timestamp_ms', 'Wall time the workers finished the latest batch', () => c.lastBatchDoneAt);
   gauge('weir_consumer_lag_messages', 'Messages in the stream not yet delivered to the engine', () => engine.health().lagMessages);
   const lateByWindow = new client.Counter({
     name: 'weir_window_late_total',
