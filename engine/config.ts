@@ -73,6 +73,8 @@ export const configSchema = z
       .object({
         batch: z.number().int().positive().default(1000),
         maxBytes: z.number().int().positive().default(8 * 1024 * 1024),
+        /** How long the source waits to fill a batch before handing it to the workers. */
+        lingerMs: z.number().int().min(0).max(1000).default(2),
       })
       .prefault({}),
     /** How often windows rows are flushed to QuestDB and the commit point advanced. */

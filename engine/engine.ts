@@ -18,6 +18,7 @@ import { ensureWindowTables } from './sink/questdb.js';
 import { CheckpointStore, ensureStreams, resetConsumer, type StreamNames } from './source.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
+import { streamSeqOf } from './ackinfo.js';
 
 /** Counters for invariant 1: every message and event is accounted for. */
 export interface EngineCounters {
@@ -275,13 +276,14 @@ export class Engine {
         flushNow();
         await this.waitForRoom();
       } else if (!scheduled) {
-        // Messages already buffered by the client arrive in the same macrotask: batch them together.
+        // Linger briefly so that messages from several socket reads share one hand-off to the
+        // workers (one postMessage per worker per batch): throughput for a bounded delay.
         scheduled = true;
         flushPromise = new Promise((r) =>
-          setImmediate(() => {
+          setTimeout(() => {
             flushNow();
             r();
-          }),
+          }, this.config.fetch.lingerMs),
         );
         void flushPromise;
       }
@@ -338,7 +340,7 @@ export class Engine {
     };
     let lastMsg: JsMsg | null = null;
     for (const msg of msgs) {
-      const seq = msg.seq;
+      const seq = streamSeqOf((msg as unknown as { reply: string }).reply);
       if (seq <= this.counters.lastSeq) {
         this.counters.duplicatesSkipped++;
         continue;
@@ -359,7 +361,7 @@ export class Engine {
     this.counters.watermark = wmAfter;
     const rec: PendingRecord = {
       id: this.nextRecordId++,
-      lastSeq: lastMsg.seq,
+      lastSeq: this.counters.lastSeq,
       lastMsg,
       maxFinal,
       wmNext: wmAfter,
