@@ -65,7 +65,9 @@ export function sketchMerge(a: DDSketch, b: DDSketch): DDSketch {
 /** The representative value of bucket k: within alpha of every value the bucket holds. */
 function bucketValue(s: DDSketch, k: number): number {
   const gamma = Math.exp(s.lnGamma);
-  return (2 * Math.exp(k * s.lnGamma)) / (gamma + 1);
+  // In log space: gamma^k alone overflows for values near Number.MAX_VALUE.
+  // Clamped: for values near Number.MAX_VALUE, MAX_VALUE is still within alpha of them.
+  return Math.min(Number.MAX_VALUE, Math.exp(k * s.lnGamma + Math.log(2 / (gamma + 1))));
 }
 
 /**
@@ -169,6 +171,7 @@ class ByteReader {
     for (let i = 0; i < 8; i++) {
       const b = this.byte();
       result += (b & 0x7f) * mul;
+      if (result > Number.MAX_SAFE_INTEGER) throw new Error('ddsketch: varint beyond 2^53');
       if (b < 0x80) return result;
       mul *= 0x80;
     }
@@ -194,13 +197,23 @@ function writeStore(w: ByteWriter, store: Map<number, number>) {
   }
 }
 
-function readStore(r: ByteReader, into: Map<number, number>): number {
+/** Bucket keys a finite, indexable value can have under `lnGamma`. */
+function keyInRange(key: number, lnGamma: number): boolean {
+  return key * lnGamma <= Math.log(Number.MAX_VALUE) + lnGamma && key * lnGamma >= Math.log(MIN_INDEXABLE) - lnGamma;
+}
+
+function readStore(r: ByteReader, into: Map<number, number>, lnGamma: number): number {
   const n = r.uvar();
   let key = 0;
   let total = 0;
   for (let i = 0; i < n; i++) {
-    key += r.svar();
+    const delta = r.svar();
+    // Keys are written strictly increasing and counts positive: anything else is corrupt.
+    if (i > 0 && delta <= 0) throw new Error('ddsketch: bucket keys out of order or repeated');
+    key += delta;
+    if (!keyInRange(key, lnGamma)) throw new Error(`ddsketch: bucket key ${key} is out of range`);
     const c = r.uvar();
+    if (c === 0) throw new Error('ddsketch: empty bucket in encoded sketch');
     into.set(key, c);
     total += c;
   }
@@ -223,7 +236,7 @@ export function sketchFromBytes(bytes: Uint8Array): DDSketch {
   if (version !== VERSION) throw new Error(`ddsketch: unknown sketch version ${version}`);
   const s = createSketch(r.f64());
   s.zeros = r.uvar();
-  s.count = s.zeros + readStore(r, s.pos) + readStore(r, s.neg);
+  s.count = s.zeros + readStore(r, s.pos, s.lnGamma) + readStore(r, s.neg, s.lnGamma);
   if (!r.done()) throw new Error('ddsketch: trailing bytes after sketch');
   return s;
 }

@@ -90,6 +90,8 @@ export const moments: Aggregator<number, Moments, MomentsResult> = {
     if (!Array.isArray(parsed) || parsed.length !== 6) throw new Error('moments: expected an array of 6 numbers');
     const [count, sum, min, max, mean, m2] = parsed.map((v, i) => (v === null ? (i === 2 ? Infinity : -Infinity) : v));
     for (const v of [count, sum, mean, m2]) if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error('moments: non-finite field');
+    if (typeof min !== 'number' || typeof max !== 'number') throw new Error('moments: min and max must be numbers or null');
+    if (!Number.isSafeInteger(count) || count < 0) throw new Error(`moments: count must be a non-negative integer, got ${count}`);
     return { count, sum, min, max, mean, m2 };
   },
 };
