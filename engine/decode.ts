@@ -89,7 +89,7 @@ function validateEvent(e: unknown, metric: string, defaultTs: () => number, now:
     if (parsed instanceof Error) return `event.${parsed.message} (key ${key})`;
     ts = parsed;
   }
-  if (ts > now + limits.maxFutureMs) return `event.ts ${new Date(ts).toISOString()} is more than ${limits.maxFutureMs} ms in the future (key ${key})`;
+  if (ts > now + limits.maxFutureMs) return `event.ts ${isoOrRaw(ts)} is more than ${limits.maxFutureMs} ms in the future (key ${key})`;
   if (ev.tags !== undefined) {
     const tags = ev.tags;
     if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) return `event.tags must be an object of strings, got ${describe(tags)} (key ${key})`;
@@ -162,6 +162,17 @@ function safeJson(v: unknown): string {
   try {
     return JSON.stringify(v)?.slice(0, 4096) ?? 'undefined';
   } catch {
-    return String(v);
+    // Too deep to stringify (or to String()): say so instead of overflowing the stack again.
+    try {
+      return String(v).slice(0, 4096);
+    } catch {
+      return '<value too deeply nested to print>';
+    }
   }
+}
+
+/** ISO form of a ms timestamp, or the raw number when it is outside the Date range (> 8.64e15). */
+function isoOrRaw(ts: number): string {
+  const d = new Date(ts);
+  return Number.isNaN(d.getTime()) ? String(ts) : d.toISOString();
 }

@@ -26,7 +26,7 @@ const value = fc.oneof(
   { weight: 2, arbitrary: fc.double({ min: -1e6, max: 1e6, noNaN: true }).filter((x) => x === 0 || Math.abs(x) >= 1e-200) },
   { weight: 1, arbitrary: fc.constantFrom(0, -0, 1, -1, 1e-200, -1e-200, 1e200, -1e200) },
 );
-const values = (minLength = 1, maxLength = 300) => fc.array(value, { minLength, maxLength });
+const values = (minLength = 1, maxLength = 300) => fc.array(value, { minLength, maxLength, size: 'max' });
 const alpha = fc.oneof(fc.constant(DEFAULT_ALPHA), fc.constantFrom(0.001, 0.01, 0.02, 0.05), fc.double({ min: 0.0005, max: 0.2, noNaN: true }));
 const quantiles = fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 20 }).map((qs) => [0, 0.5, 0.9, 0.99, 1, ...qs]);
 
@@ -103,7 +103,7 @@ describe('ddsketch: accuracy vs the exact sorted array', () => {
   it('accuracy holds with heavy duplicates and all-zero / all-negative inputs', () => {
     const few = fc.constantFrom(0, -0, -3.5, 2, 1e-150, -1e150, 7);
     fc.assert(
-      fc.property(fc.array(few, { minLength: 1, maxLength: 200 }), quantiles, (xs, qs) => {
+      fc.property(fc.array(few, { minLength: 1, maxLength: 200, size: 'max' }), quantiles, (xs, qs) => {
         const sorted = [...xs].sort((x, y) => x - y);
         const est = sketchQuantiles(sketchOf(xs), qs);
         qs.forEach((q, i) => expectWithinAlpha(est[i], exactQuantile(sorted, q), DEFAULT_ALPHA, `q=${q}`));
@@ -115,7 +115,7 @@ describe('ddsketch: accuracy vs the exact sorted array', () => {
   it('finite values near Number.MAX_VALUE stay finite and within alpha', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.boolean(), fc.double({ min: 1e307, max: Number.MAX_VALUE, noNaN: true })), { minLength: 1, maxLength: 50 }),
+        fc.array(fc.tuple(fc.boolean(), fc.double({ min: 1e307, max: Number.MAX_VALUE, noNaN: true })), { minLength: 1, maxLength: 50, size: 'max' }),
         alpha,
         quantiles,
         (pairs, a, qs) => {
@@ -257,10 +257,10 @@ describe('ddsketch: binary and base64 codec', () => {
     // small bytes are one-byte varints, so these tails often parse to the end: they probe the validation
     const tailByte = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 6 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 255 }) });
     const structured = fc
-      .tuple(alpha, fc.array(tailByte, { maxLength: 30 }))
+      .tuple(alpha, fc.array(tailByte, { maxLength: 30, size: 'max' }))
       .map(([a, tail]) => new Uint8Array([...header(a), ...tail]));
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), structured), (bytes) => {
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 64, size: 'max' }), structured), (bytes) => {
         let s: DDSketch;
         try {
           s = sketchFromBytes(bytes);
@@ -309,7 +309,7 @@ describe('ddsketch: binary and base64 codec', () => {
     expect(sketchToBase64(s).length).toBeLessThan(8 * 1024);
     // and random values, with a sign and zeros, over the same span
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.double({ min: 0, max: 3, noNaN: true }), fc.boolean()), { minLength: 10_000, maxLength: 10_000 }), (pairs) => {
+      fc.property(fc.array(fc.tuple(fc.double({ min: 0, max: 3, noNaN: true }), fc.boolean()), { minLength: 10_000, maxLength: 10_000, size: 'max' }), (pairs) => {
         const r = sketchOf(pairs.map(([e, neg]) => (neg ? -1 : 1) * 10 ** e));
         expect(sketchToBase64(r).length).toBeLessThan(8 * 1024);
       }),

@@ -103,7 +103,7 @@ function split<T>(xs: readonly T[], parts: readonly number[], k: number): T[][] 
 const splitCase = (value: fc.Arbitrary<number>, minLength = 0) =>
   fc.integer({ min: 1, max: 6 }).chain((k) =>
     fc.record({
-      xs: fc.array(value, { minLength, maxLength: 200 }),
+      xs: fc.array(value, { minLength, maxLength: 200, size: 'max' }),
       parts: fc.array(fc.nat({ max: k - 1 }), { minLength: 200, maxLength: 200 }),
       order: fc.shuffledSubarray([...Array(k).keys()], { minLength: k, maxLength: k }),
       flips: fc.array(fc.boolean(), { minLength: k, maxLength: k }),
@@ -127,7 +127,7 @@ const sameNumber = (a: number, b: number) => a === b || (Number.isNaN(a) && Numb
 describe('moments: single pass vs brute force', () => {
   it('count/sum/min/max/mean exact and variance/stddev ~exact for dyadic and integer inputs', () => {
     fc.assert(
-      fc.property(fc.array(exactValue, { minLength: 1, maxLength: 300 }), (xs) => {
+      fc.property(fc.array(exactValue, { minLength: 1, maxLength: 300, size: 'max' }), (xs) => {
         checkExactAgainstBruteForce(moments.result(feed(xs)), xs);
       }),
       { numRuns: 200 },
@@ -136,7 +136,7 @@ describe('moments: single pass vs brute force', () => {
 
   it('general doubles: count/min/max exact, sum/mean/stddev within relative tolerances', () => {
     fc.assert(
-      fc.property(fc.array(generalValue, { minLength: 1, maxLength: 200 }), (xs) => {
+      fc.property(fc.array(generalValue, { minLength: 1, maxLength: 200, size: 'max' }), (xs) => {
         const r = moments.result(feed(xs));
         const n = xs.length;
         const m = maxAbs(xs);
@@ -162,7 +162,7 @@ describe('moments: single pass vs brute force', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 2 ** 30 }),
-        fc.array(fc.integer({ min: -64, max: 64 }), { minLength: 2, maxLength: 200 }),
+        fc.array(fc.integer({ min: -64, max: 64 }), { minLength: 2, maxLength: 200, size: 'max' }),
         (base, ds) => {
           const xs = ds.map((d) => base + d / 8);
           const sd = Math.sqrt(exactVariance(xs));
@@ -197,7 +197,7 @@ describe('moments: single pass vs brute force', () => {
 
   it('result() does not consume the accumulator', () => {
     fc.assert(
-      fc.property(fc.array(exactValue, { minLength: 1, maxLength: 50 }), exactValue, (xs, extra) => {
+      fc.property(fc.array(exactValue, { minLength: 1, maxLength: 50, size: 'max' }), exactValue, (xs, extra) => {
         const acc = feed(xs);
         moments.result(acc);
         moments.add(acc, extra);
@@ -253,7 +253,7 @@ describe('moments: merge', () => {
 
   it('merging an empty accumulator either way is the identity', () => {
     fc.assert(
-      fc.property(fc.array(exactValue, { maxLength: 50 }), (xs) => {
+      fc.property(fc.array(exactValue, { maxLength: 50, size: 'max' }), (xs) => {
         const a = moments.merge(feed(xs), moments.create());
         const b = moments.merge(moments.create(), feed(xs));
         for (const m of [a, b]) {
@@ -272,7 +272,7 @@ describe('moments: serialize / deserialize', () => {
 
   it('round trip reproduces every field exactly (empty accumulators included)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.array(exactValue, { maxLength: 100 }), fc.array(generalValue, { maxLength: 100 })), (xs) => {
+      fc.property(fc.oneof(fc.array(exactValue, { maxLength: 100, size: 'max' }), fc.array(generalValue, { maxLength: 100, size: 'max' })), (xs) => {
         const acc = feed(xs);
         const back = moments.deserialize(moments.serialize(acc));
         for (const f of fields) expect(back[f], f).toBe(acc[f]);
