@@ -4,13 +4,11 @@
  * bad events interleaved and a graceful engine restart in the middle of the stream. The rows
  * in QuestDB, read over PG wire, must equal an independent brute-force computation.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type pg from 'pg';
-import { startStack, type Stack } from '../scripts/stack.js';
 import { rng } from '../benchmarks/producer.js';
-import { pgPool, startEngine, waitFor, type EngineProcess } from './harness.js';
+import { startEngine, waitFor } from './harness.js';
+import { useRealStack } from './real-stack.js';
 
 interface Ev {
   metric: string;
@@ -103,29 +101,13 @@ function relClose(actual: number, expected: number, rel: number): boolean {
 }
 
 describe('end to end on the real stack', () => {
-  let stack: Stack;
-  let nc: NatsConnection;
-  let pool: pg.Pool;
-  let engine: EngineProcess | undefined;
+  const ctx = useRealStack();
   const base = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
   const { messages, good, bad } = workload(42, base);
   const config = { pipeline: { idleTimeout: '1h' }, workers: 2 };
 
-  beforeAll(async () => {
-    stack = await startStack();
-    nc = await connect({ servers: stack.natsUrl, noAsyncTraces: true });
-    pool = pgPool(stack);
-  }, 180_000);
-
-  afterAll(async () => {
-    await engine?.stop('SIGKILL');
-    await nc?.close();
-    await pool?.end();
-    await stack?.stop();
-  });
-
   async function publish(list: { subject: string; body: string }[]) {
-    const js = jetstream(nc);
+    const js = jetstream(ctx.nc);
     const enc = new TextEncoder();
     for (let i = 0; i < list.length; i += 500) await Promise.all(list.slice(i, i + 500).map((m) => js.publish(m.subject, enc.encode(m.body))));
   }
@@ -133,18 +115,18 @@ describe('end to end on the real stack', () => {
   it('turns 120k events (with bad ones, out of order, across a restart) into exactly the brute-force rows', async () => {
     expect(new Set(good.map((e) => e.key)).size).toBeGreaterThanOrEqual(100);
     expect(bad).toBeGreaterThan(20);
-    engine = await startEngine(stack, config);
+    ctx.engine = await startEngine(ctx.stack, config);
     const half = Math.floor(messages.length / 2);
     await publish(messages.slice(0, half));
     // Stop the engine while it is consuming: windows are open and acks are outstanding.
-    await waitFor('the engine to consume some messages', async () => ((await engine!.metrics()).weir_messages_total > 0 ? true : undefined), 30_000, 20);
-    expect(await engine.stop('SIGTERM')).toBe(0);
-    expect(engine.output()).toContain('engine stopped');
+    await waitFor('the engine to consume some messages', async () => ((await ctx.engine!.metrics()).weir_messages_total > 0 ? true : undefined), 30_000, 20);
+    expect(await ctx.engine.stop('SIGTERM')).toBe(0);
+    expect(ctx.engine.output()).toContain('engine stopped');
 
-    engine = await startEngine(stack, config);
+    ctx.engine = await startEngine(ctx.stack, config);
     await publish(messages.slice(half));
     // A sentinel far ahead in event time moves the watermark past every test window.
-    await jetstream(nc).publish('weir.events.e2e_sentinel', JSON.stringify({ key: 's', value: 1, ts: base + 10 * 60_000 }));
+    await jetstream(ctx.nc).publish('weir.events.e2e_sentinel', JSON.stringify({ key: 's', value: 1, ts: base + 10 * 60_000 }));
 
     const expected = oracle(good);
     const expectedByTable = new Map<string, number>();
@@ -154,7 +136,7 @@ describe('end to end on the real stack', () => {
       await waitFor(
         `${w.table} to hold all ${expectedByTable.get(w.table)} events`,
         async () => {
-          const r = await pool.query(`SELECT sum(count) AS n FROM ${w.table} WHERE metric IN (${inList})`);
+          const r = await ctx.pool.query(`SELECT sum(count) AS n FROM ${w.table} WHERE metric IN (${inList})`);
           return r.rows[0].n === expectedByTable.get(w.table) ? true : undefined;
         },
         90_000,
@@ -164,7 +146,7 @@ describe('end to end on the real stack', () => {
     // Row by row against the oracle.
     let checkedPercentiles = 0;
     for (const w of WINDOWS) {
-      const res = await pool.query(`SELECT * FROM ${w.table} WHERE metric IN (${inList})`);
+      const res = await ctx.pool.query(`SELECT * FROM ${w.table} WHERE metric IN (${inList})`);
       const cells = [...expected.values()].filter((c) => c.table === w.table);
       expect(res.rows.length).toBe(cells.length);
       const byId = new Map(res.rows.map((r) => [`${w.table}|${r.metric}|${r.key}|${r.ts}`, r]));
@@ -202,7 +184,7 @@ describe('end to end on the real stack', () => {
     expect(checkedPercentiles).toBeGreaterThan(50);
 
     // Bad events: each one is in the dead-letter stream with a reason.
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(ctx.nc);
     const dlq = await waitFor(
       'dead letters',
       async () => {
@@ -213,7 +195,7 @@ describe('end to end on the real stack', () => {
       30_000,
     );
     expect(dlq).toBe(bad);
-    const consumer = await jetstream(nc).consumers.get('WEIR_DEADLETTER', { filter_subjects: ['weir.dlq.>'] });
+    const consumer = await jetstream(ctx.nc).consumers.get('WEIR_DEADLETTER', { filter_subjects: ['weir.dlq.>'] });
     const reasons: string[] = [];
     for (let i = 0; i < bad; i++) {
       const m = await consumer.next({ expires: 5000 });
@@ -228,23 +210,23 @@ describe('end to end on the real stack', () => {
     expect(reasons.every((r) => /subject weir\.events\./.test(r))).toBe(true);
 
     // Nothing counted as late: the disorder stayed inside the allowed lateness.
-    const m = await engine.metrics();
+    const m = await ctx.engine.metrics();
     expect(m.weir_events_late_total).toBe(0);
 
     // The read path answers from the same rows.
     const hot = HOT[0];
-    const series = await (await fetch(`${engine.http}/v1/series?metric=e2e_latency&key=${hot}&window=1m&from=${base - 60_000}&to=${base + 300_000}`)).json();
+    const series = await (await fetch(`${ctx.engine.http}/v1/series?metric=e2e_latency&key=${hot}&window=1m&from=${base - 60_000}&to=${base + 300_000}`)).json();
     const own = [...expected.values()].filter((c) => c.table === 'weir_agg_1m' && c.metric === 'e2e_latency' && c.key === hot).sort((a, b) => a.start - b.start);
     expect(series.points.map((p: { ts: number; count: number }) => [p.ts, p.count])).toEqual(own.map((c) => [c.start, c.values.length]));
     const all = own.flatMap((c) => c.values).sort((a, b) => a - b);
-    const pct = await (await fetch(`${engine.http}/v1/percentiles?metric=e2e_latency&key=${hot}&from=${new Date(base - 60_000).toISOString()}&to=${base + 300_000}&q=0.5,0.99`)).json();
+    const pct = await (await fetch(`${ctx.engine.http}/v1/percentiles?metric=e2e_latency&key=${hot}&from=${new Date(base - 60_000).toISOString()}&to=${base + 300_000}&q=0.5,0.99`)).json();
     expect(pct.count).toBe(all.length);
     expect(relClose(pct.quantiles[0].value, exactQuantile(all, 0.5), 0.01)).toBe(true);
     expect(relClose(pct.quantiles[1].value, exactQuantile(all, 0.99), 0.01)).toBe(true);
-    const badQuery = await fetch(`${engine.http}/v1/series?metric=e2e_latency`);
+    const badQuery = await fetch(`${ctx.engine.http}/v1/series?metric=e2e_latency`);
     expect(badQuery.status).toBe(400);
     expect((await badQuery.json()).param).toBe('key');
-    const badWindow = await fetch(`${engine.http}/v1/series?metric=e2e_latency&key=a&window=7m`);
+    const badWindow = await fetch(`${ctx.engine.http}/v1/series?metric=e2e_latency&key=a&window=7m`);
     expect(badWindow.status).toBe(400);
     expect((await badWindow.json()).message).toContain('window must be one of 10s, 1m');
   }, 300_000);

@@ -7,7 +7,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import type pg from 'pg';
+import { questdbPool } from '../gateway/questdb.js';
 import { freePort, type Stack } from '../scripts/stack.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -92,8 +93,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+/** A PG-wire pool to the stack's QuestDB, with the gateway's type parsers (UTC timestamps, LONG as number). */
 export function pgPool(stack: Stack): pg.Pool {
-  pg.types.setTypeParser(1114, (s: string) => Date.parse(s.replace(' ', 'T') + 'Z'));
-  pg.types.setTypeParser(20, (s: string) => Number(s));
-  return new pg.Pool({ connectionString: stack.questdbPg, max: 4 });
+  return questdbPool(stack.questdbPg);
 }

@@ -4,46 +4,28 @@
  * Also: a SIGTERM after that leaves a checkpoint, and a restarted engine neither rewrites nor
  * loses the window.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
-import type pg from 'pg';
-import { startStack, type Stack } from '../scripts/stack.js';
-import { pgPool, sleep, startEngine, waitFor, type EngineProcess } from './harness.js';
+import { sleep, startEngine, waitFor } from './harness.js';
+import { useRealStack } from './real-stack.js';
 
 describe('idle stream', () => {
-  let stack: Stack;
-  let nc: NatsConnection;
-  let pool: pg.Pool;
-  let engine: EngineProcess | undefined;
-
-  beforeAll(async () => {
-    stack = await startStack();
-    nc = await connect({ servers: stack.natsUrl });
-    pool = pgPool(stack);
-  }, 180_000);
-
-  afterAll(async () => {
-    await engine?.stop('SIGKILL');
-    await nc?.close();
-    await pool?.end();
-    await stack?.stop();
-  });
+  const ctx = useRealStack();
 
   it('writes the 10 s window within 15 s of its end with no further events', async () => {
-    engine = await startEngine(stack, {});
+    ctx.engine = await startEngine(ctx.stack, {});
     // Start right after a 10 s boundary so the window is still open while we publish.
     const now = Date.now();
     await sleep(10_000 - (now % 10_000) + 50);
     const start = Date.now() - (Date.now() % 10_000);
-    const js = jetstream(nc);
+    const js = jetstream(ctx.nc);
     const values = [3, 1, 4, 1, 5, 9, 2, 6];
     await js.publish('weir.events.idle_test', JSON.stringify(values.map((value, i) => ({ key: 'quiet', value, ts: start + i * 100 }))));
     const end = start + 10_000;
     const seenAt = await waitFor(
       'the idle window row',
       async () => {
-        const r = await pool.query(`SELECT count, sum, min, max FROM weir_agg_10s WHERE metric = 'idle_test' AND key = 'quiet' AND ts = $1`, [new Date(start)]);
+        const r = await ctx.pool.query(`SELECT count, sum, min, max FROM weir_agg_10s WHERE metric = 'idle_test' AND key = 'quiet' AND ts = $1`, [new Date(start)]);
         return r.rows.length ? { at: Date.now(), row: r.rows[0] } : undefined;
       },
       60_000,
@@ -54,19 +36,19 @@ describe('idle stream', () => {
 
     // Stop while the 1 min window is still open: the message is uncommitted and comes back on
     // restart; the 10 s row is re-emitted identically (upsert), never doubled.
-    expect(await engine.stop('SIGTERM')).toBe(0);
-    engine = await startEngine(stack, {});
+    expect(await ctx.engine.stop('SIGTERM')).toBe(0);
+    ctx.engine = await startEngine(ctx.stack, {});
     const oneMinute = await waitFor(
       'the 1 min window row after the restart',
       async () => {
-        const r = await pool.query(`SELECT count, sum FROM weir_agg_1m WHERE metric = 'idle_test' AND key = 'quiet'`);
+        const r = await ctx.pool.query(`SELECT count, sum FROM weir_agg_1m WHERE metric = 'idle_test' AND key = 'quiet'`);
         return r.rows.length ? r.rows : undefined;
       },
       90_000,
       250,
     );
     expect(oneMinute).toEqual([{ count: 8, sum: 31 }]);
-    const r = await pool.query(`SELECT count, sum FROM weir_agg_10s WHERE metric = 'idle_test'`);
+    const r = await ctx.pool.query(`SELECT count, sum FROM weir_agg_10s WHERE metric = 'idle_test'`);
     expect(r.rows).toEqual([{ count: 8, sum: 31 }]);
   }, 120_000);
 });
