@@ -285,7 +285,6 @@ export class Engine {
             r();
           }, this.config.fetch.lingerMs),
         );
-        void flushPromise;
       }
       if (this.stopping) break;
     }
@@ -306,7 +305,6 @@ export class Engine {
     const lateness = cfg.pipeline.allowedLateness;
     let maxTs = -Infinity;
     let maxFinal = -Infinity;
-    let any = false;
     const publishes: Promise<unknown>[] = [];
     let current: JsMsg = msgs[0];
     let index = 0;
@@ -356,8 +354,8 @@ export class Engine {
     if (!this.counters.firstMessageAt) this.counters.firstMessageAt = now;
     this.lastMsgAt = now;
     this.lastPending = lastMsg.info.pending;
-    for (const s of series) if (s.length) any = true;
-    const wmAfter = any ? this.watermark.observe(maxTs, now) : (this.watermark.touch(now), this.watermark.value);
+    // maxTs stays -Infinity when no event of the batch was routed to a window.
+    const wmAfter = maxTs > -Infinity ? this.watermark.observe(maxTs, now) : (this.watermark.touch(now), this.watermark.value);
     this.counters.watermark = wmAfter;
     const rec: PendingRecord = {
       id: this.nextRecordId++,

@@ -35,6 +35,8 @@ let emittedWm = -Infinity;
 let flushing: Promise<void> | null = null;
 let lastError = '';
 
+/** Stats of the batch just processed (the pipeline below runs synchronously per batch). */
+let lastStats: { assigned: number; late: Record<string, number> } = { assigned: 0, late: {} };
 const batches$ = new Subject<EventBatch>();
 batches$
   .pipe(
@@ -47,7 +49,6 @@ batches$
     for (const e of emissions) writer.add(toRow(e));
     lastStats = stats;
   });
-let lastStats: { assigned: number; late: Record<string, number> } = { assigned: 0, late: {} };
 
 function toRow(e: WindowEmission<SummaryResult>) {
   const [metric, key] = splitSeries(e.series);
@@ -82,7 +83,7 @@ port.on('message', async (m: MainToWorker) => {
     case 'batch': {
       batches$.next({ series: m.series, ts: m.ts, values: m.values, wmBefore: m.wmBefore, wmAfter: m.wmAfter });
       if (m.wmAfter > emittedWm) emittedWm = m.wmAfter;
-      post({ t: 'done', id: m.id, assigned: lastStats.assigned, late: lastStats.late, pendingRows: writer.pending, windows: 0 });
+      post({ t: 'done', id: m.id, assigned: lastStats.assigned, late: lastStats.late, pendingRows: writer.pending });
       break;
     }
     case 'advance': {

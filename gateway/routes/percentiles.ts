@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { createSketch, sketchFromBase64, sketchMerge } from '../../operators/aggregates/ddsketch.js';
+import { sketchFromBase64, sketchMerge, type DDSketch } from '../../operators/aggregates/ddsketch.js';
 import { clampedQuantiles } from '../../operators/aggregates/summary.js';
 import { BadRequest } from '../errors.js';
 import { QUERY_LIMITS } from '../limits.js';
@@ -63,18 +63,18 @@ export async function percentilesRoutes(app: FastifyInstance): Promise<void> {
         [req.query.metric, req.query.key, new Date(r.from), new Date(r.to)],
       );
       const alpha = app.weir.config.pipeline.sketchAccuracy;
-      let merged = createSketch(alpha);
+      let merged: DDSketch | null = null;
       let min = Infinity;
       let max = -Infinity;
       let count = 0;
       for (const row of res.rows) {
         const s = sketchFromBase64(row.sketch);
-        merged = merged.count === 0 && merged.alpha !== s.alpha ? s : sketchMerge(merged, s);
+        merged = merged ? sketchMerge(merged, s) : s;
         if (row.min < min) min = row.min;
         if (row.max > max) max = row.max;
         count += row.count;
       }
-      const values = count ? clampedQuantiles(merged, min, max, qs) : qs.map(() => null);
+      const values = merged && count ? clampedQuantiles(merged, min, max, qs) : qs.map(() => null);
       return {
         metric: req.query.metric,
         key: req.query.key,
@@ -83,7 +83,7 @@ export async function percentilesRoutes(app: FastifyInstance): Promise<void> {
         to: r.to,
         count,
         windows: res.rows.length,
-        relativeAccuracy: merged.alpha,
+        relativeAccuracy: merged?.alpha ?? alpha,
         quantiles: qs.map((q, i) => ({ q, value: values[i] })),
       };
     },

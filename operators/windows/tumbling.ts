@@ -52,7 +52,7 @@ interface WindowGroup<ACC> {
 
 /**
  * Keyed tumbling windows in event time. Windows of one size that share a start are grouped,
- * so triggering walks window groups in time order instead of scanning every key.
+ * so triggering walks the few open window groups instead of scanning every key.
  * State: per spec, start -> (series -> accumulator). Pure: no I/O, no clock.
  */
 export class TumblingWindows<IN extends number, ACC, R> {
