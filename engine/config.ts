@@ -77,6 +77,57 @@ export const configSchema = z
         lingerMs: z.number().int().min(0).max(1000).default(2),
       })
       .prefault({}),
+    /** Live results: the engine's in-memory view (Latest, TopK) and weir.results.<pipeline>.<metric>.<key>. */
+    results: z
+      .object({
+        /** Publish window results on NATS and serve the live view over request-reply. */
+        enabled: z.boolean().default(true),
+        /** Partial updates of open windows this often ("0s" turns them off; firings are always sent). */
+        partialInterval: duration('results.partialInterval').prefault('1s'),
+        /** Keys whose newest window ended longer ago than this (in event time) leave the live view. */
+        retention: duration('results.retention').prefault('10m'),
+      })
+      .prefault({}),
+    gateway: z
+      .object({
+        /**
+         * API tokens. With none, auth is off (local dev). With any, every API call needs
+         * `Authorization: Bearer <token>` (HTTP), `authorization` metadata (gRPC) or `access_token`
+         * (SSE/WebSocket query) holding a token with the route's scope.
+         */
+        tokens: z
+          .array(
+            z
+              .object({
+                name: z.string().min(1),
+                token: z.string().min(16, 'token: at least 16 characters'),
+                scopes: z.array(z.enum(['read', 'subscribe', 'publish', 'admin'])).min(1),
+                /** Requests per second (token bucket refill) and burst; 0 = unlimited. */
+                ratePerSec: z.number().min(0).default(0),
+                burst: z.number().int().min(0).default(0),
+                maxSubscriptions: z.number().int().positive().optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+        limits: z
+          .object({
+            maxRange: duration('gateway.limits.maxRange').prefault('31d'),
+            maxRows: z.number().int().positive().default(50_000),
+            maxQuantiles: z.number().int().positive().default(32),
+            maxTopK: z.number().int().positive().default(1000),
+            maxSubscriptions: z.number().int().positive().default(1000),
+            maxPublishEvents: z.number().int().positive().default(10_000),
+            /** A subscriber this many messages behind is disconnected with an error (never silently skipped). */
+            subscriberBuffer: z.number().int().positive().default(10_000),
+          })
+          .prefault({}),
+        /** History answers (QuestDB) cached until the watermark passes the range. */
+        cacheEntries: z.number().int().min(0).default(2000),
+        /** Time to wait for the engine's live state over request-reply. */
+        liveTimeout: duration('gateway.liveTimeout').prefault('2s'),
+      })
+      .prefault({}),
     /** How often windows rows are flushed to QuestDB and the commit point advanced. */
     flushInterval: duration('flushInterval').prefault('500ms'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),

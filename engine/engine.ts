@@ -19,6 +19,9 @@ import { CheckpointStore, ensureStreams, resetConsumer, type StreamNames } from 
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
 import { streamSeqOf } from './ackinfo.js';
+import { LiveView, type TopQuery } from './live-view.js';
+import { apiSubject, RESULT_FIELDS, resultSubject, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
+import type { Subscription } from '@nats-io/transport-node';
 
 /** Counters for invariant 1: every message and event is accounted for. */
 export interface EngineCounters {
@@ -111,6 +114,11 @@ export class Engine {
   private readonly maxWindowMs: number;
   private fatal: ((err: Error) => void) | null = null;
   private readonly workerErrors: string[] = [];
+  /** Latest window results per (window, metric, key), served over weir.api.<pipeline>.* */
+  readonly view = new LiveView();
+  private apiSubs: Subscription[] = [];
+  private statusTimer: NodeJS.Timeout | null = null;
+  readonly liveCounters = { resultsPublished: 0, apiRequests: 0, evicted: 0 };
 
   constructor(
     readonly config: WeirConfig,
@@ -168,6 +176,7 @@ export class Engine {
     this.messages = await consumer.consume({ max_messages: cfg.fetch.batch * 4 });
     this.loopDone = this.consumeLoop(this.messages).catch((err) => this.die(err));
     this.commitTimer = setInterval(() => void this.commit(), cfg.flushInterval);
+    if (cfg.results.enabled) this.startLiveApi();
     this.idleTimer = setInterval(() => this.idleTick(), Math.min(500, cfg.pipeline.idleTimeout));
   }
 
@@ -188,6 +197,8 @@ export class Engine {
         allowedLatenessMs: cfg.pipeline.allowedLateness,
         sketchAccuracy: cfg.pipeline.sketchAccuracy,
         flushIntervalMs: cfg.flushInterval,
+        liveResults: cfg.results.enabled,
+        partialIntervalMs: cfg.results.partialInterval,
       };
       const worker = new Worker(url, { workerData: init });
       let resolveStopped!: () => void;
@@ -231,6 +242,9 @@ export class Engine {
         this.counters.rowsWritten += m.rows;
         this.wakeIfRoom(slot);
         break;
+      case 'results':
+        this.onResults(m.results);
+        break;
       case 'flushFailed':
         this.counters.flushFailures++;
         slot.pendingRows = m.pendingRows;
@@ -239,6 +253,106 @@ export class Engine {
         this.log[m.level]({ worker: this.workers.indexOf(slot) }, m.msg);
         break;
     }
+  }
+
+  /** Window results from a worker: into the live view, then out on weir.results.<pipeline>.<metric>.<key>. */
+  private onResults(results: import('./protocol.js').WorkerResult[]) {
+    const pipeline = this.config.pipeline.name;
+    const sizes = this.windowSizes;
+    for (const w of results) {
+      const r: LiveResult = { pipeline, ...w, rate: w.count / (sizes.get(w.window)! / 1000) };
+      this.view.update(r);
+      if (!this.nc.isClosed()) this.nc.publish(resultSubject(pipeline, r.metric, r.key), JSON.stringify(r));
+      this.liveCounters.resultsPublished++;
+    }
+  }
+
+  private get windowSizes(): Map<string, number> {
+    return (this._windowSizes ??= new Map(this.config.pipeline.windows.map((w) => [w.name, w.size])));
+  }
+  private _windowSizes: Map<string, number> | undefined;
+
+  status(): EngineStatus {
+    const flushed = this.workers.length ? Math.min(...this.workers.map((w) => w.flushedWm)) : -Infinity;
+    const fin = (v: number) => (Number.isFinite(v) ? v : 0);
+    return {
+      pipeline: this.config.pipeline.name,
+      watermark: fin(this.watermark?.value ?? -Infinity),
+      durableWatermark: fin(flushed),
+      allowedLatenessMs: this.config.pipeline.allowedLateness,
+      lagMessages: this.lastPending,
+      committedSeq: this.counters.committedSeq,
+      liveKeys: this.view.size,
+      at: Date.now(),
+    };
+  }
+
+  /**
+   * The live view over NATS request-reply (queue group "weir-engine", so several engine
+   * processes of one pipeline share the load): weir.api.<pipeline>.latest|topk|status, JSON in
+   * and out. Errors come back as {"error", "param"}.
+   */
+  private startLiveApi() {
+    const p = this.config.pipeline.name;
+    const windows = new Set(this.config.pipeline.windows.map((w) => w.name));
+    const serve = (op: 'latest' | 'topk' | 'status', handle: (req: Record<string, unknown>) => unknown) => {
+      const sub = this.nc.subscribe(apiSubject(p, op), {
+        queue: 'weir-engine',
+        callback: (err, msg) => {
+          if (err || !msg.reply) return;
+          this.liveCounters.apiRequests++;
+          let out: unknown;
+          try {
+            const req = msg.data.length ? JSON.parse(new TextDecoder().decode(msg.data)) : {};
+            if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new ApiError('', 'request must be a JSON object');
+            out = handle(req as Record<string, unknown>);
+          } catch (e) {
+            out = e instanceof ApiError ? { error: e.message, param: e.param } : { error: `bad request: ${(e as Error).message}`, param: '' };
+          }
+          msg.respond(JSON.stringify(out));
+        },
+      });
+      this.apiSubs.push(sub);
+    };
+    const str = (req: Record<string, unknown>, name: string, required: boolean): string | undefined => {
+      const v = req[name];
+      if (v === undefined || v === null || v === '') {
+        if (required) throw new ApiError(name, `${name} is required`);
+        return undefined;
+      }
+      if (typeof v !== 'string') throw new ApiError(name, `${name} must be a string`);
+      return v;
+    };
+    const windowOf = (req: Record<string, unknown>, required: boolean) => {
+      const w = str(req, 'window', required);
+      if (w !== undefined && !windows.has(w)) throw new ApiError('window', `window must be one of ${[...windows].join(', ')}, got "${w}"`);
+      return w;
+    };
+    serve('latest', (req) => {
+      const metric = str(req, 'metric', true)!;
+      const key = str(req, 'key', true)!;
+      const window = windowOf(req, false);
+      return { results: req.final === true ? this.view.latestFinal(metric, key, window) : this.view.latest(metric, key, window) };
+    });
+    serve('topk', (req) => {
+      const metric = str(req, 'metric', true)!;
+      const window = windowOf(req, true)!;
+      const by = str(req, 'by', false) ?? 'count';
+      if (!(RESULT_FIELDS as readonly string[]).includes(by)) throw new ApiError('by', `by must be one of ${RESULT_FIELDS.join(', ')}, got "${by}"`);
+      const k = req.k ?? 10;
+      if (typeof k !== 'number' || !Number.isInteger(k) || k < 1 || k > 10_000) throw new ApiError('k', `k must be an integer in [1, 10000], got ${JSON.stringify(k)}`);
+      const order = str(req, 'order', false) ?? 'desc';
+      if (order !== 'asc' && order !== 'desc') throw new ApiError('order', `order must be asc or desc, got "${order}"`);
+      const scope = str(req, 'scope', false) ?? 'current';
+      if (scope !== 'current' && scope !== 'final') throw new ApiError('scope', `scope must be current or final, got "${scope}"`);
+      return this.view.topK({ metric, window, by: by as TopQuery['by'], k, order, scope });
+    });
+    serve('status', () => ({ ...this.status(), metrics: this.view.metrics() }));
+    this.statusTimer = setInterval(() => {
+      const st = this.status();
+      if (Number.isFinite(st.watermark) && st.watermark > 0) this.liveCounters.evicted += this.view.evictBefore(st.watermark - this.config.results.retention);
+      if (!this.nc.isClosed()) this.nc.publish(statusSubject(p), JSON.stringify(st));
+    }, 1000);
   }
 
   private wakeIfRoom(slot: WorkerSlot) {
@@ -458,6 +572,7 @@ export class Engine {
     if (this.stopping) return;
     this.stopping = true;
     if (this.idleTimer) clearInterval(this.idleTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
     this.messages?.stop();
     await this.loopDone;
     for (const slot of this.workers) slot.worker.postMessage({ t: 'stop' } satisfies MainToWorker);
@@ -466,8 +581,18 @@ export class Engine {
     await this.committing;
     await this.commit();
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
+    for (const sub of this.apiSubs) sub.unsubscribe();
     await this.nc?.drain().catch(() => undefined);
     this.log.info({ counters: this.counters }, 'engine stopped');
+  }
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
+    super(message);
   }
 }
 

@@ -6,7 +6,7 @@
 import pino from 'pino';
 import { loadConfig } from './config.js';
 import { Engine } from './engine.js';
-import { buildGateway } from '../gateway/app.js';
+import { startGateway, type Gateway } from '../gateway/server.js';
 import { questdbPool } from '../gateway/questdb.js';
 
 const log = pino({ name: 'weir', level: process.env.WEIR_LOG_LEVEL ?? 'info' });
@@ -45,12 +45,11 @@ async function shutdown(signal: string, code = 0) {
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 
-let gateway: Awaited<ReturnType<typeof buildGateway>> | undefined;
+let gateway: Gateway | undefined;
 try {
   await engine.start((err) => void shutdown(`fatal: ${err.message}`, 1));
-  gateway = await buildGateway({ config, pool, engine, logger: log.child({ part: 'gateway' }) });
-  await gateway.listen({ port: config.httpPort, host: config.httpHost });
-  log.info({ http: `http://${config.httpHost}:${config.httpPort}`, nats: config.natsUrl, questdb: config.questdbHttp, workers: config.workers }, 'weir is running');
+  gateway = await startGateway({ config, pool, engine, log: log.child({ part: 'gateway' }) });
+  log.info({ http: `http://${config.httpHost}:${gateway.httpPort}`, grpc: `${config.httpHost}:${gateway.grpcPort}`, nats: config.natsUrl, questdb: config.questdbHttp, workers: config.workers }, 'weir is running');
 } catch (err) {
   log.fatal({ err }, 'start failed');
   await engine.stop().catch(() => undefined);

@@ -7,10 +7,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Subject } from 'rxjs';
-import { summaryAggregator, type SummaryResult } from '../operators/aggregates/summary.js';
+import { summaryAggregator, summaryFigures, type SummaryFigures, type SummaryResult } from '../operators/aggregates/summary.js';
 import { tumblingWindows, type EventBatch, type WindowEmission } from '../operators/windows/tumbling.js';
 import { WindowRowWriter } from './sink/questdb.js';
-import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
+import type { MainToWorker, WorkerInit, WorkerResult, WorkerToMain } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -41,14 +41,51 @@ const batches$ = new Subject<EventBatch>();
 batches$
   .pipe(
     tumblingWindows(
-      { specs: init.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs })), allowedLatenessMs: init.allowedLatenessMs },
+      {
+        specs: init.windows.map((w) => ({ name: w.name, sizeMs: w.sizeMs })),
+        allowedLatenessMs: init.allowedLatenessMs,
+        trackPartials: init.liveResults && init.partialIntervalMs > 0,
+        partialResult: summaryFigures,
+      },
       summaryAggregator(init.sketchAccuracy),
     ),
   )
-  .subscribe(({ emissions, stats }) => {
+  .subscribe(({ emissions, partials, stats }) => {
     for (const e of emissions) writer.add(toRow(e));
     lastStats = stats;
+    if (!init.liveResults || (emissions.length === 0 && partials.length === 0)) return;
+    const now = Date.now();
+    const results: WorkerResult[] = [];
+    for (const e of emissions) results.push(toResult(e, true, now));
+    for (const e of partials) results.push(toResult(e, false, now));
+    post({ t: 'results', results });
   });
+
+function toResult(e: WindowEmission<SummaryFigures>, final: boolean, now: number): WorkerResult {
+  const [metric, key] = splitSeries(e.series);
+  const r = e.result;
+  return {
+    metric,
+    key,
+    window: e.window,
+    start: e.start,
+    end: e.end,
+    final,
+    revision: e.revision,
+    count: r.count,
+    sum: r.sum,
+    min: r.min,
+    max: r.max,
+    mean: r.mean,
+    stddev: r.stddev,
+    p50: r.p50,
+    p90: r.p90,
+    p95: r.p95,
+    p99: r.p99,
+    p999: r.p999,
+    emittedAt: now,
+  };
+}
 
 function toRow(e: WindowEmission<SummaryResult>) {
   const [metric, key] = splitSeries(e.series);
@@ -77,6 +114,11 @@ function flush(): Promise<void> {
 }
 
 const timer = setInterval(() => void flush(), init.flushIntervalMs);
+// Live partial results of open windows: an empty batch asking for them (the watermark stays put).
+const partialTimer =
+  init.liveResults && init.partialIntervalMs > 0
+    ? setInterval(() => batches$.next({ series: [], ts: [], values: [], wmBefore: emittedWm, wmAfter: emittedWm, partials: true }), init.partialIntervalMs)
+    : null;
 
 port.on('message', async (m: MainToWorker) => {
   switch (m.t) {
@@ -93,6 +135,7 @@ port.on('message', async (m: MainToWorker) => {
     }
     case 'stop': {
       clearInterval(timer);
+      if (partialTimer) clearInterval(partialTimer);
       // Flush until QuestDB takes everything (or the main thread gives up on us).
       for (;;) {
         await flush();

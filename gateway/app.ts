@@ -1,66 +1,112 @@
 /**
- * The HTTP gateway (fastify): one plugin per concern, JSON schemas on every route.
- * v0.1 serves history (series, percentiles) from QuestDB over PG wire, health and metrics.
+ * The HTTP gateway (fastify): one plugin per concern, JSON schemas on every route (query, body
+ * and response; the OpenAPI document at /docs is generated from them), one auth gate, one error
+ * shape: {"error": code, "param": the parameter at fault, "message": what is wrong}.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
 import type pg from 'pg';
-import client from 'prom-client';
+import type client from 'prom-client';
 import type { Logger } from 'pino';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { WeirConfig } from '../engine/config.js';
 import type { Engine } from '../engine/engine.js';
-import { BadRequest } from './errors.js';
+import { ApiError } from './errors.js';
+import type { Auth, Principal, Scope } from './auth.js';
+import type { GatewayMetrics } from './metrics.js';
+import type { WeirService } from './service.js';
 import { seriesRoutes } from './routes/series.js';
 import { percentilesRoutes } from './routes/percentiles.js';
 import { healthRoutes } from './routes/health.js';
+import { liveRoutes } from './routes/live.js';
+import { streamRoutes } from './routes/stream.js';
+import { eventsRoutes } from './routes/events.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 
 export interface GatewayDeps {
   config: WeirConfig;
   pool: pg.Pool;
-  /** The in-process engine, when the gateway runs beside it (health, lag, counters). */
+  /** The in-process engine, when the gateway runs beside it (health, counters). */
   engine?: Engine;
   logger?: Logger;
-  registry?: client.Registry;
+  registry: client.Registry;
+  service: WeirService;
+  auth: Auth;
+  metrics: GatewayMetrics;
+  nc: NatsConnection;
 }
 
-export { QUERY_LIMITS } from './limits.js';
+declare module 'fastify' {
+  interface FastifyInstance {
+    weir: GatewayDeps & { ready: () => Promise<boolean> };
+  }
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** The scope a caller's token needs for this route; none = open (health, docs, the dashboard page). */
+    scope?: Scope;
+  }
+}
 
 export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> {
   const app = Fastify({
     // Request lines are debug-level noise; errors are still logged.
     loggerInstance: (deps.logger ? deps.logger.child({}, { level: 'warn' }) : undefined) as FastifyBaseLogger | undefined,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
+    bodyLimit: deps.config.limits.maxPayloadBytes,
   });
-  const registry = deps.registry ?? new client.Registry();
-  app.decorate('weir', { ...deps, registry });
+  app.decorate('weir', { ...deps, ready: async () => false });
+  app.decorateRequest('principal', undefined);
 
-  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; param?: string }, _req, reply) => {
-    if (err instanceof BadRequest) return reply.code(400).send({ error: 'bad_request', param: err.param, message: err.message });
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string; code?: string }, _req, reply) => {
+    if (err instanceof ApiError) {
+      if (err.retryAfter) reply.header('retry-after', String(err.retryAfter));
+      return reply.code(err.statusCode).send({ error: err.code, param: err.param, message: err.message });
+    }
     if (err.validation) {
       const v = (err.validation as { instancePath?: string; params?: { missingProperty?: string; additionalProperty?: string } }[])[0];
-      const param = v?.params?.missingProperty ?? v?.params?.additionalProperty ?? v?.instancePath?.replace(/^\//, '') ?? '';
+      const path = v?.instancePath?.replace(/^\//, '').replace(/\//g, '.') ?? '';
+      const param = v?.params?.missingProperty ?? v?.params?.additionalProperty ?? path;
       return reply.code(400).send({ error: 'bad_request', param, message: err.message });
     }
     const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (code === 500) app.log.error({ err }, 'request failed');
-    return reply.code(code).send({ error: code === 500 ? 'internal' : 'bad_request', message: code === 500 ? 'internal error' : err.message });
+    // Body parser errors (bad JSON, wrong content type, too large) carry fastify's clear message.
+    return reply.code(code).send({ error: code === 500 ? 'internal' : 'bad_request', param: code === 415 ? 'content-type' : code === 413 ? 'body' : '', message: code === 500 ? 'internal error' : err.message });
+  });
+
+  // The auth gate: token -> scope -> rate limit, before anything else runs.
+  app.addHook('onRequest', async (req) => {
+    const scope = req.routeOptions.config?.scope;
+    if (!scope) return;
+    const q = req.query as Record<string, unknown> | undefined;
+    const header = req.headers.authorization ?? (typeof q?.access_token === 'string' ? q.access_token : undefined);
+    req.principal = await deps.auth.admit(header, scope);
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpDuration.observe({ route, method: req.method, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Weir', version: '1', description: 'Windowed aggregates and percentiles over NATS JetStream and QuestDB (contract v1).' },
+      info: { title: 'Weir', version: '1', description: 'Windowed aggregates, percentiles and live results over NATS JetStream and QuestDB (contract v1).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
   await app.register(healthRoutes);
   await app.register(seriesRoutes);
   await app.register(percentilesRoutes);
+  await app.register(liveRoutes);
+  await app.register(streamRoutes);
+  await app.register(eventsRoutes);
+  await app.register(dashboardRoutes);
   return app;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    weir: GatewayDeps & { registry: client.Registry };
-  }
 }

@@ -16,6 +16,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export interface EngineProcess {
   proc: ChildProcess;
   http: string;
+  /** gRPC address host:port. */
+  grpc: string;
   output: () => string;
   /** Sends a signal and resolves with the exit code (or the signal name). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
@@ -25,12 +27,13 @@ export interface EngineProcess {
 /** Starts the engine + gateway against the stack with an optional config file; resolves once /readyz is 200. */
 export async function startEngine(stack: Stack, config: Record<string, unknown> = {}, extraEnv: Record<string, string> = {}): Promise<EngineProcess> {
   const port = await freePort();
+  const grpcPort = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'weir-engine-'));
   const cfgPath = path.join(dir, 'config.json');
   writeFileSync(cfgPath, JSON.stringify(config));
   const proc = spawn(process.execPath, [path.join(ROOT, 'dist/engine/main.js')], {
     cwd: ROOT,
-    env: { ...process.env, ...stack.env, WEIR_HTTP_PORT: String(port), WEIR_CONFIG: cfgPath, WEIR_LOG_LEVEL: 'info', ...extraEnv },
+    env: { ...process.env, ...stack.env, WEIR_HTTP_PORT: String(port), WEIR_GRPC_PORT: String(grpcPort), WEIR_CONFIG: cfgPath, WEIR_LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -56,6 +59,7 @@ export async function startEngine(stack: Stack, config: Record<string, unknown> 
   return {
     proc,
     http,
+    grpc: `127.0.0.1:${grpcPort}`,
     output: () => out,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

@@ -1,15 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import client from 'prom-client';
 
-/** /healthz (process up), /readyz (NATS, QuestDB and workers usable), /metrics (Prometheus text). */
+/**
+ * /healthz (process up), /readyz (NATS, QuestDB, and the engine: its workers when in-process, its
+ * status messages otherwise), /metrics (Prometheus text; admin scope when auth is on).
+ */
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
-  const { registry, engine } = app.weir;
+  const { registry, engine, nc, service } = app.weir;
   client.collectDefaultMetrics({ register: registry, prefix: 'weir_process_' });
   if (engine) registerEngineMetrics(registry, engine);
 
-  app.get('/healthz', { schema: { summary: 'Liveness' } }, async () => ({ status: 'ok' }));
-
-  app.get('/readyz', { schema: { summary: 'Readiness: NATS, QuestDB and the workers' } }, async (_req, reply) => {
+  const check = async () => {
     let questdb = false;
     try {
       await app.weir.pool.query('SELECT 1');
@@ -17,12 +18,21 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     } catch {
       questdb = false;
     }
+    const nats = !nc.isClosed() && nc.status !== undefined;
     const h = engine?.health();
-    const ready = questdb && (!h || (h.nats && h.workers && h.questdbWrites));
-    return reply.code(ready ? 200 : 503).send({ ready, questdb, ...(h ?? {}) });
+    const engineOk = h ? h.nats && h.workers && h.questdbWrites : service.engineStatus !== null;
+    return { ready: questdb && nats && engineOk, questdb, gatewayNats: nats, engine: engineOk, ...(h ?? {}), engineStatus: service.engineStatus };
+  };
+  app.weir.ready = async () => (await check()).ready;
+
+  app.get('/healthz', { schema: { summary: 'Liveness' } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { schema: { summary: 'Readiness: NATS, QuestDB and the engine' } }, async (_req, reply) => {
+    const c = await check();
+    return reply.code(c.ready ? 200 : 503).send(c);
   });
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+  app.get('/metrics', { config: { scope: 'admin' }, schema: { summary: 'Prometheus metrics (admin scope when auth is on)' } }, async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });

@@ -42,6 +42,15 @@ export function clampedQuantiles(sketch: DDSketch, min: number, max: number, qs:
   return sketchQuantiles(sketch, qs).map((v) => (v < min ? min : v > max ? max : v));
 }
 
+/** The figures of a summary without the serialised sketch (live partial results: no encoding cost). */
+export type SummaryFigures = Omit<SummaryResult, 'sketch'>;
+
+export function summaryFigures(acc: Summary): SummaryFigures {
+  const m = momentsResult(acc.moments);
+  const [p50, p90, p95, p99, p999] = clampedQuantiles(acc.sketch, m.min, m.max, SUMMARY_QUANTILES);
+  return { count: m.count, sum: m.sum, min: m.min, max: m.max, mean: m.mean, stddev: m.stddev, p50, p90, p95, p99, p999 };
+}
+
 export function summaryAggregator(alpha = DEFAULT_ALPHA): Aggregator<number, Summary, SummaryResult> {
   return {
     create: () => ({ moments: emptyMoments(), sketch: createSketch(alpha) }),
@@ -56,22 +65,7 @@ export function summaryAggregator(alpha = DEFAULT_ALPHA): Aggregator<number, Sum
       return a;
     },
     result(acc) {
-      const m = momentsResult(acc.moments);
-      const [p50, p90, p95, p99, p999] = clampedQuantiles(acc.sketch, m.min, m.max, SUMMARY_QUANTILES);
-      return {
-        count: m.count,
-        sum: m.sum,
-        min: m.min,
-        max: m.max,
-        mean: m.mean,
-        stddev: m.stddev,
-        p50,
-        p90,
-        p95,
-        p99,
-        p999,
-        sketch: sketchToBase64(acc.sketch),
-      };
+      return { ...summaryFigures(acc), sketch: sketchToBase64(acc.sketch) };
     },
     serialize(acc) {
       return `${moments.serialize(acc.moments)}|${sketchToBase64(acc.sketch)}`;

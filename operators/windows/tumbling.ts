@@ -14,6 +14,8 @@ export interface EventBatch {
   values: ArrayLike<number>;
   wmBefore: number;
   wmAfter: number;
+  /** Ask the operator to also emit partial results of the open windows that changed (see `partials()`). */
+  partials?: boolean;
 }
 
 /** One window result. `revision` 0 is the on-time firing; > 0 are late corrections (upserts). */
@@ -30,6 +32,8 @@ export interface TumblingOptions {
   specs: readonly TumblingSpec[];
   /** How long after a window fires late events still correct it. */
   allowedLatenessMs: number;
+  /** Track which series of open windows changed, for `partials()` (live updates before a window fires). */
+  trackPartials?: boolean;
 }
 
 /** Per-batch counters, for invariant 1 (counts add up). */
@@ -48,6 +52,8 @@ interface WindowGroup<ACC> {
   revisions: Map<string, number>;
   /** Series updated after the group fired: re-emitted (upsert) at the end of the batch. */
   dirty: Set<string>;
+  /** Series updated since the last `partials()` call while the group is open. */
+  touched: Set<string>;
 }
 
 /**
@@ -70,6 +76,7 @@ export class TumblingWindows<IN extends number, ACC, R> {
     const stats: BatchStats = { assigned: 0, late: {} };
     const { specs, allowedLatenessMs } = this.opts;
     const n = batch.series.length;
+    const track = this.opts.trackPartials === true;
     for (let s = 0; s < specs.length; s++) {
       const size = specs[s].sizeMs;
       const groups = this.groups[s];
@@ -86,7 +93,7 @@ export class TumblingWindows<IN extends number, ACC, R> {
         if (start !== lastStart) {
           group = groups.get(start);
           if (!group) {
-            group = { start, end: start + size, fired: false, accs: new Map(), revisions: new Map(), dirty: new Set() };
+            group = { start, end: start + size, fired: false, accs: new Map(), revisions: new Map(), dirty: new Set(), touched: new Set() };
             groups.set(start, group);
           }
           lastStart = start;
@@ -99,6 +106,7 @@ export class TumblingWindows<IN extends number, ACC, R> {
         }
         this.agg.add(acc, batch.values[i] as IN);
         if (group!.fired) group!.dirty.add(series);
+        else if (track) group!.touched.add(series);
         stats.assigned++;
       }
       if (late) stats.late[specs[s].name] = late;
@@ -117,6 +125,7 @@ export class TumblingWindows<IN extends number, ACC, R> {
         if (!group.fired) {
           if (group.end <= wm) {
             group.fired = true;
+            group.touched.clear();
             for (const [series, acc] of group.accs) {
               group.revisions.set(series, 0);
               emit({ window: name, start: group.start, end: group.end, series, result: this.agg.result(acc), revision: 0 });
@@ -131,6 +140,21 @@ export class TumblingWindows<IN extends number, ACC, R> {
           group.dirty.clear();
         }
         if (group.fired && group.end + allowedLatenessMs <= wm) groups.delete(group.start);
+      }
+    }
+  }
+
+  /**
+   * Visits the accumulators of open (not yet fired) windows that changed since the last call,
+   * for live partial results. Needs `trackPartials`. The accumulator must not be modified.
+   */
+  partials(visit: (window: string, start: number, end: number, series: string, acc: ACC) => void): void {
+    const { specs } = this.opts;
+    for (let s = 0; s < specs.length; s++) {
+      for (const group of this.groups[s].values()) {
+        if (group.fired || group.touched.size === 0) continue;
+        for (const series of group.touched) visit(specs[s].name, group.start, group.end, series, group.accs.get(series)!);
+        group.touched.clear();
       }
     }
   }
@@ -150,18 +174,22 @@ export class TumblingWindows<IN extends number, ACC, R> {
  * @example
  * batches$.pipe(tumblingWindows({ specs: [{ name: '10s', sizeMs: 10_000 }], allowedLatenessMs: 30_000 }, summaryAggregator()))
  */
-export function tumblingWindows<ACC, R>(
-  opts: TumblingOptions,
+export function tumblingWindows<ACC, R, P = R>(
+  opts: TumblingOptions & { partialResult?: (acc: ACC) => P },
   agg: Aggregator<number, ACC, R>,
-): OperatorFunction<EventBatch, { emissions: WindowEmission<R>[]; stats: BatchStats }> {
+): OperatorFunction<EventBatch, { emissions: WindowEmission<R>[]; partials: WindowEmission<P>[]; stats: BatchStats }> {
+  const partialResult = opts.partialResult ?? (agg.result as unknown as (acc: ACC) => P);
   return (source) =>
     new Observable((destination) => {
       const windows = new TumblingWindows(opts, agg);
       return source.subscribe({
         next(batch) {
           const emissions: WindowEmission<R>[] = [];
+          const partials: WindowEmission<P>[] = [];
           const stats = windows.process(batch, (e) => emissions.push(e));
-          destination.next({ emissions, stats });
+          if (batch.partials)
+            windows.partials((window, start, end, series, acc) => partials.push({ window, start, end, series, result: partialResult(acc), revision: -1 }));
+          destination.next({ emissions, partials, stats });
         },
         error: (err) => destination.error(err),
         complete: () => destination.complete(),

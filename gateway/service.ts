@@ -1,0 +1,537 @@
+/**
+ * The gateway's query layer, shared by HTTP and gRPC so both give the same answers and the same
+ * errors. It validates every parameter itself (the HTTP JSON schemas are a first line only).
+ *
+ *   history   QuestDB over PG wire (bound parameters; tables only from config), through a small
+ *             cache that the watermark invalidates (see HistoryCache)
+ *   live      the engine's in-memory view over NATS request-reply (weir.api.<pipeline>.*)
+ *   streams   NATS subscriptions on weir.results.> shared between subscribers (SubscriptionHub)
+ *   publish   the engine's own decoder validates, then JetStream publish; acked after JetStream acks
+ */
+import type pg from 'pg';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { WeirConfig } from '../engine/config.js';
+import { decodeMessage, METRIC_RE, type DecodeLimits } from '../engine/decode.js';
+import { apiSubject, RESULT_FIELDS, resultFilterSubject, statusSubject, type EngineStatus, type LiveResult } from '../engine/subjects.js';
+import type { TopAnswer } from '../engine/live-view.js';
+import { sketchFromBase64, sketchMerge, type DDSketch } from '../operators/aggregates/ddsketch.js';
+import { clampedQuantiles } from '../operators/aggregates/summary.js';
+import { ApiError, BadRequest } from './errors.js';
+import { parseTime } from './questdb.js';
+
+export const ROW_COLUMNS = ['count', 'sum', 'min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p95', 'p99', 'p999'] as const;
+const NAME_RE = /^[A-Za-z0-9_-]+$/;
+
+export interface SeriesPoint {
+  ts: number;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  mean: number;
+  stddev: number | null;
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  p999: number;
+}
+
+export interface SeriesAnswer {
+  metric: string;
+  key: string;
+  window: string;
+  from: number;
+  to: number;
+  truncated: boolean;
+  points: SeriesPoint[];
+}
+
+export interface PercentilesAnswer {
+  metric: string;
+  key: string;
+  window: string;
+  from: number;
+  to: number;
+  count: number;
+  windows: number;
+  relativeAccuracy: number;
+  quantiles: { q: number; value: number | null }[];
+}
+
+export interface SubscribeFilter {
+  pipeline?: string;
+  metric?: string;
+  key?: string;
+  keyPrefix?: string;
+  window?: string;
+  /** Only firings and corrections, no partial updates. */
+  finalOnly?: boolean;
+}
+
+export interface PublishAnswer {
+  accepted: number;
+  messages: number;
+  /** JetStream sequence of the first and last message written. */
+  firstSeq: number;
+  lastSeq: number;
+  duplicate: boolean;
+}
+
+export interface ServiceMetrics {
+  cacheHit(): void;
+  cacheMiss(): void;
+  subscriptionsChanged(n: number): void;
+}
+
+export interface ServiceDeps {
+  config: WeirConfig;
+  pool: pg.Pool;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  log: Logger;
+  metrics?: ServiceMetrics;
+}
+
+type Q = Record<string, unknown>;
+
+function strParam(q: Q, name: string, opts: { required?: boolean; re?: RegExp; max?: number; what?: string } = {}): string | undefined {
+  const v = q[name];
+  if (v === undefined || v === null || v === '') {
+    if (opts.required) throw new BadRequest(name, `${name} is required`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw new BadRequest(name, `${name} must be a string`);
+  if (opts.max !== undefined && v.length > opts.max) throw new BadRequest(name, `${name} is ${v.length} characters, the limit is ${opts.max}`);
+  if (opts.re && !opts.re.test(v)) throw new BadRequest(name, `${name} ${JSON.stringify(v.slice(0, 64))} is not valid: ${opts.what ?? `must match ${opts.re}`}`);
+  return v;
+}
+
+function intParam(q: Q, name: string, dflt: number, min: number, max: number): number {
+  const v = q[name];
+  if (v === undefined || v === null || v === '' || v === 0) return dflt;
+  const n = typeof v === 'string' && /^-?\d+$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw new BadRequest(name, `${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+  return n;
+}
+
+const metricParam = (q: Q, required = true) =>
+  strParam(q, 'metric', { required, re: METRIC_RE, max: 256, what: 'letters, digits, "_", "-" or ":"' });
+const keyParam = (q: Q, required = true) => strParam(q, 'key', { required, max: 256 });
+
+/** Parses "0.5,0.99" (or a number array) into quantiles in [0, 1]. */
+export function parseQuantiles(v: unknown, max: number): number[] {
+  if (v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0)) return [0.5, 0.9, 0.95, 0.99, 0.999];
+  const parts: unknown[] = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : [v];
+  if (parts.length > max) throw new BadRequest('q', `at most ${max} quantiles, got ${parts.length}`);
+  return parts.map((p) => {
+    const s = typeof p === 'string' ? p.trim() : p;
+    const n = typeof s === 'number' ? s : s === '' ? NaN : Number(s);
+    if (!Number.isFinite(n) || n < 0 || n > 1) throw new BadRequest('q', `q must be comma-separated numbers in [0, 1], got "${String(p)}"`);
+    return n;
+  });
+}
+
+/**
+ * History answers keyed by the query. An answer whose whole range is final (every window in it
+ * ended more than allowed lateness before the durable watermark, as the engine reported at least
+ * `settleMs` ago, so QuestDB has applied the rows) is kept until evicted by size. Any other
+ * answer is only valid while the durable watermark has not moved.
+ */
+class HistoryCache {
+  private readonly lru: LRUCache<string, { wm: number; stable: boolean; value: unknown }>;
+  constructor(max: number) {
+    this.lru = new LRUCache({ max: Math.max(1, max) });
+  }
+  get(key: string, wm: number): unknown | undefined {
+    const e = this.lru.get(key);
+    if (!e) return undefined;
+    if (e.stable || e.wm === wm) return e.value;
+    this.lru.delete(key);
+    return undefined;
+  }
+  set(key: string, wm: number, stable: boolean, value: unknown) {
+    this.lru.set(key, { wm, stable, value });
+  }
+  get size() {
+    return this.lru.size;
+  }
+}
+
+/** Called with the parsed result and its JSON text (forwarded as is, never re-serialised per subscriber). */
+type Listener = (r: LiveResult, raw: string) => void;
+
+/** One NATS subscription per distinct subject, fanned out to every local subscriber of it. */
+class SubscriptionHub {
+  private readonly subs = new Map<string, { sub: Subscription; listeners: Set<Listener> }>();
+  count = 0;
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly log: Logger,
+  ) {}
+
+  add(subject: string, listener: Listener): () => void {
+    let e = this.subs.get(subject);
+    if (!e) {
+      const listeners = new Set<Listener>();
+      const sub = this.nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err) return;
+          let r: LiveResult;
+          const raw = msg.string();
+          try {
+            r = JSON.parse(raw) as LiveResult;
+          } catch {
+            this.log.warn({ subject: msg.subject }, 'unparsable result message');
+            return;
+          }
+          for (const l of listeners) l(r, raw);
+        },
+      });
+      e = { sub, listeners };
+      this.subs.set(subject, e);
+    }
+    e.listeners.add(listener);
+    this.count++;
+    const entry = e;
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      this.count--;
+      entry.listeners.delete(listener);
+      if (entry.listeners.size === 0) {
+        entry.sub.unsubscribe();
+        this.subs.delete(subject);
+      }
+    };
+  }
+}
+
+export class WeirService {
+  readonly config: WeirConfig;
+  private readonly pool: pg.Pool;
+  private readonly nc: NatsConnection;
+  private readonly js: JetStreamClient;
+  private readonly log: Logger;
+  private readonly metrics?: ServiceMetrics;
+  private readonly cache: HistoryCache;
+  private readonly hub: SubscriptionHub;
+  private statusSub: Subscription | null = null;
+  /** Recent engine statuses (newest last), to judge which history can no longer change. */
+  private statuses: EngineStatus[] = [];
+  private readonly decodeLimits: DecodeLimits;
+  private readonly settleMs = 5_000;
+
+  constructor(deps: ServiceDeps) {
+    this.config = deps.config;
+    this.pool = deps.pool;
+    this.nc = deps.nc;
+    this.js = deps.js;
+    this.log = deps.log;
+    this.metrics = deps.metrics;
+    this.cache = new HistoryCache(deps.config.gateway.cacheEntries);
+    this.hub = new SubscriptionHub(deps.nc, deps.log);
+    this.decodeLimits = { ...deps.config.limits, maxFutureMs: deps.config.pipeline.maxFuture };
+  }
+
+  start(): void {
+    this.statusSub = this.nc.subscribe(statusSubject(this.config.pipeline.name), {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          this.statuses.push(msg.json<EngineStatus>());
+          if (this.statuses.length > 30) this.statuses.shift();
+        } catch {
+          /* ignore a malformed status */
+        }
+      },
+    });
+  }
+
+  stop(): void {
+    this.statusSub?.unsubscribe();
+  }
+
+  /** The newest engine status, or null when none has arrived (engine down or just started). */
+  get engineStatus(): EngineStatus | null {
+    const s = this.statuses[this.statuses.length - 1];
+    return s && Date.now() - s.at < 10_000 ? s : null;
+  }
+
+  get activeSubscriptions(): number {
+    return this.hub.count;
+  }
+
+  // ---- history ---------------------------------------------------------------------------
+
+  private resolveRange(q: Q, defaultWindow: 'smallest' | 'largest') {
+    const windows = this.config.pipeline.windows;
+    const sorted = [...windows].sort((a, b) => a.size - b.size);
+    const wname = strParam(q, 'window', { max: 16 });
+    const w = wname ? windows.find((x) => x.name === wname) : defaultWindow === 'smallest' ? sorted[0] : sorted[sorted.length - 1];
+    if (!w) throw new BadRequest('window', `window must be one of ${windows.map((x) => x.name).join(', ')}, got "${wname}"`);
+    const now = Date.now();
+    const to = parseTime(q.to as string | number | undefined, 'to');
+    if (to instanceof Error) throw new BadRequest('to', to.message);
+    const toMs = to ?? now;
+    const from = parseTime(q.from as string | number | undefined, 'from');
+    if (from instanceof Error) throw new BadRequest('from', from.message);
+    const fromMs = from ?? toMs - 3_600_000;
+    if (fromMs >= toMs) throw new BadRequest('from', `from (${fromMs}) must be before to (${toMs})`);
+    const maxRange = this.config.gateway.limits.maxRange;
+    if (toMs - fromMs > maxRange) throw new BadRequest('from', `range is ${toMs - fromMs} ms, the limit is ${maxRange} ms`);
+    return { window: w.name, table: w.table, size: w.size, from: fromMs, to: toMs, toGiven: to !== undefined };
+  }
+
+  /** The durable watermark the engine reported at least settleMs ago (QuestDB has applied those rows). */
+  private settledWatermark(): number {
+    const cutoff = Date.now() - this.settleMs;
+    for (let i = this.statuses.length - 1; i >= 0; i--) if (this.statuses[i].at <= cutoff) return this.statuses[i].durableWatermark;
+    return -Infinity;
+  }
+
+  private async cached<T>(key: string, range: { to: number; size: number; toGiven: boolean }, run: () => Promise<T>): Promise<T> {
+    const wm = this.engineStatus?.durableWatermark ?? -1;
+    const hit = this.cache.get(key, wm) as T | undefined;
+    if (hit !== undefined) {
+      this.metrics?.cacheHit();
+      return hit;
+    }
+    this.metrics?.cacheMiss();
+    const value = await run();
+    // Only an explicit `to` can be stable: a default `to` means "now" and moves.
+    const lateness = this.config.pipeline.allowedLateness;
+    const stable = range.toGiven && range.to + range.size + lateness <= this.settledWatermark();
+    if (this.config.gateway.cacheEntries > 0 && wm !== -1) this.cache.set(key, wm, stable, value);
+    return value;
+  }
+
+  async series(q: Q): Promise<SeriesAnswer> {
+    const metric = metricParam(q)!;
+    const key = keyParam(q)!;
+    const r = this.resolveRange(q, 'smallest');
+    const maxRows = this.config.gateway.limits.maxRows;
+    const limit = intParam(q, 'limit', maxRows, 1, maxRows);
+    const ck = `s\u0000${metric}\u0000${key}\u0000${r.window}\u0000${r.from}\u0000${r.to}\u0000${limit}`;
+    return this.cached(ck, r, async () => {
+      const res = await this.query<SeriesPoint>(
+        `SELECT ts, ${ROW_COLUMNS.join(', ')} FROM ${r.table} WHERE metric = $1 AND key = $2 AND ts >= $3 AND ts < $4 ORDER BY ts LIMIT ${limit + 1}`,
+        [metric, key, new Date(r.from), new Date(r.to)],
+      );
+      const truncated = res.length > limit;
+      return { metric, key, window: r.window, from: r.from, to: r.to, truncated, points: truncated ? res.slice(0, limit) : res };
+    });
+  }
+
+  async percentiles(q: Q): Promise<PercentilesAnswer> {
+    const metric = metricParam(q)!;
+    const key = keyParam(q)!;
+    const qs = parseQuantiles(q.q, this.config.gateway.limits.maxQuantiles);
+    const r = this.resolveRange(q, 'largest');
+    const ck = `p\u0000${metric}\u0000${key}\u0000${r.window}\u0000${r.from}\u0000${r.to}`;
+    // Cache the merged sketch, not the quantiles: any q list is answered from it.
+    const merged = await this.cached(ck, r, async () => {
+      const rows = await this.query<{ sketch: string; min: number; max: number; count: number }>(
+        `SELECT sketch, min, max, count FROM ${r.table} WHERE metric = $1 AND key = $2 AND ts >= $3 AND ts < $4 LIMIT ${this.config.gateway.limits.maxRows}`,
+        [metric, key, new Date(r.from), new Date(r.to)],
+      );
+      let sketch: DDSketch | null = null;
+      let min = Infinity;
+      let max = -Infinity;
+      let count = 0;
+      for (const row of rows) {
+        const s = sketchFromBase64(row.sketch);
+        sketch = sketch ? sketchMerge(sketch, s) : s;
+        if (row.min < min) min = row.min;
+        if (row.max > max) max = row.max;
+        count += row.count;
+      }
+      return { sketch, min, max, count, windows: rows.length };
+    });
+    const values = merged.sketch && merged.count ? clampedQuantiles(merged.sketch, merged.min, merged.max, qs) : qs.map(() => null);
+    return {
+      metric,
+      key,
+      window: r.window,
+      from: r.from,
+      to: r.to,
+      count: merged.count,
+      windows: merged.windows,
+      relativeAccuracy: merged.sketch?.alpha ?? this.config.pipeline.sketchAccuracy,
+      quantiles: qs.map((x, i) => ({ q: x, value: values[i] })),
+    };
+  }
+
+  private async query<T>(sql: string, params: unknown[]): Promise<T[]> {
+    try {
+      return (await this.pool.query(sql, params)).rows as T[];
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'QuestDB query failed');
+      throw new ApiError(503, 'unavailable', '', `QuestDB is not answering: ${(err as Error).message}`);
+    }
+  }
+
+  // ---- live state ------------------------------------------------------------------------
+
+  private pipelineParam(q: Q): string {
+    return strParam(q, 'pipeline', { re: NAME_RE, max: 64, what: 'letters, digits, "_" or "-"' }) ?? this.config.pipeline.name;
+  }
+
+  private async live<T>(pipeline: string, op: 'latest' | 'topk' | 'status', body: unknown): Promise<T> {
+    let reply;
+    try {
+      reply = await this.nc.request(apiSubject(pipeline, op), JSON.stringify(body), { timeout: this.config.gateway.liveTimeout });
+    } catch (err) {
+      const m = (err as Error).message;
+      const why = /no responders|503/i.test(m) ? `no engine is serving pipeline "${pipeline}"` : `the engine of pipeline "${pipeline}" did not answer: ${m}`;
+      throw new ApiError(503, 'unavailable', pipeline === this.config.pipeline.name ? '' : 'pipeline', why);
+    }
+    const out = reply.json<T & { error?: string; param?: string }>();
+    if (out && typeof out === 'object' && 'error' in out && out.error) throw new BadRequest(out.param ?? '', out.error);
+    return out;
+  }
+
+  async latest(q: Q): Promise<{ results: LiveResult[] }> {
+    const pipeline = this.pipelineParam(q);
+    const metric = metricParam(q)!;
+    const key = keyParam(q)!;
+    const window = strParam(q, 'window', { max: 16 });
+    const final = q.final === true || q.final === 'true';
+    return this.live(pipeline, 'latest', { metric, key, window, final });
+  }
+
+  async topK(q: Q): Promise<TopAnswer & { metric: string; by: string; order: string }> {
+    const pipeline = this.pipelineParam(q);
+    const metric = metricParam(q)!;
+    const windows = this.config.pipeline.windows;
+    const window = strParam(q, 'window', { max: 16 }) ?? [...windows].sort((a, b) => a.size - b.size)[0].name;
+    const by = strParam(q, 'by') ?? 'count';
+    if (!(RESULT_FIELDS as readonly string[]).includes(by)) throw new BadRequest('by', `by must be one of ${RESULT_FIELDS.join(', ')}, got "${by}"`);
+    const k = intParam(q, 'k', 10, 1, this.config.gateway.limits.maxTopK);
+    const order = strParam(q, 'order') ?? 'desc';
+    if (order !== 'asc' && order !== 'desc') throw new BadRequest('order', `order must be asc or desc, got "${order}"`);
+    const scope = strParam(q, 'scope') ?? 'current';
+    if (scope !== 'current' && scope !== 'final') throw new BadRequest('scope', `scope must be current or final, got "${scope}"`);
+    const a = await this.live<TopAnswer>(pipeline, 'topk', { metric, window, by, k, order, scope });
+    return { ...a, metric, by, order };
+  }
+
+  async catalog(q: Q): Promise<{ pipeline: string; windows: { name: string; sizeMs: number }[]; watermark: number; metrics: { metric: string; window: string; keys: number }[] }> {
+    const pipeline = this.pipelineParam(q);
+    const st = await this.live<EngineStatus & { metrics: { metric: string; window: string; keys: number }[] }>(pipeline, 'status', {});
+    const windows = pipeline === this.config.pipeline.name ? this.config.pipeline.windows.map((w) => ({ name: w.name, sizeMs: w.size })) : [];
+    return { pipeline, windows, watermark: st.watermark, metrics: st.metrics };
+  }
+
+  // ---- subscriptions ---------------------------------------------------------------------
+
+  /** Validates a subscription filter; throws BadRequest naming the bad field. */
+  parseFilter(q: Q): Required<Pick<SubscribeFilter, 'pipeline'>> & SubscribeFilter {
+    const pipeline = this.pipelineParam(q);
+    const metric = metricParam(q, false);
+    const key = keyParam(q, false);
+    const keyPrefix = strParam(q, 'keyPrefix', { max: 256 });
+    if (key !== undefined && keyPrefix !== undefined) throw new BadRequest('keyPrefix', 'give key or keyPrefix, not both');
+    const window = strParam(q, 'window', { max: 16 });
+    if (window !== undefined && pipeline === this.config.pipeline.name && !this.config.pipeline.windows.some((w) => w.name === window))
+      throw new BadRequest('window', `window must be one of ${this.config.pipeline.windows.map((w) => w.name).join(', ')}, got "${window}"`);
+    const finalOnly = q.finalOnly === true || q.finalOnly === 'true' || q.final === true || q.final === 'true';
+    return { pipeline, metric, key, keyPrefix, window, finalOnly };
+  }
+
+  /**
+   * Subscribes to live window results. `onResult` is called synchronously per result; the caller
+   * buffers (and disconnects a subscriber that falls too far behind). Returns the unsubscribe.
+   */
+  subscribe(f: SubscribeFilter & { pipeline: string }, onResult: Listener): () => void {
+    const max = this.config.gateway.limits.maxSubscriptions;
+    if (this.hub.count >= max) throw new ApiError(429, 'limit_exceeded', '', `this gateway serves at most ${max} concurrent subscriptions`);
+    const subject = resultFilterSubject(f.pipeline, f.metric, f.key);
+    const close = this.hub.add(subject, (r, raw) => {
+      if (f.keyPrefix !== undefined && !r.key.startsWith(f.keyPrefix)) return;
+      if (f.window !== undefined && r.window !== f.window) return;
+      if (f.finalOnly && !r.final) return;
+      onResult(r, raw);
+    });
+    this.metrics?.subscriptionsChanged(this.hub.count);
+    return () => {
+      close();
+      this.metrics?.subscriptionsChanged(this.hub.count);
+    };
+  }
+
+  // ---- publish ---------------------------------------------------------------------------
+
+  /**
+   * Validates events with the engine's decoder (all or nothing: one bad event rejects the
+   * request, naming its index and what is wrong), then publishes them to weir.events.<metric>
+   * in messages of at most maxEventsPerMessage, and resolves once JetStream has stored them.
+   * `idempotencyKey` becomes the JetStream Msg-Id, so a retried request is stored once.
+   */
+  async publish(events: unknown, defaultMetric?: string, idempotencyKey?: string): Promise<PublishAnswer> {
+    if (defaultMetric !== undefined && defaultMetric !== '' && !METRIC_RE.test(defaultMetric))
+      throw new BadRequest('metric', `metric ${JSON.stringify(defaultMetric.slice(0, 64))} must be letters, digits, "_", "-" or ":"`);
+    if (!Array.isArray(events)) events = [events];
+    const list = events as unknown[];
+    const maxN = this.config.gateway.limits.maxPublishEvents;
+    if (list.length === 0) throw new BadRequest('events', 'no events given');
+    if (list.length > maxN) throw new BadRequest('events', `${list.length} events in one request, the limit is ${maxN}`);
+    const groups = new Map<string, { idx: number[]; events: unknown[] }>();
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      const m = e && typeof e === 'object' && !Array.isArray(e) ? (e as Q).metric : undefined;
+      const metric = m === undefined ? defaultMetric || undefined : m;
+      if (metric === undefined) throw new BadRequest(`events[${i}].metric`, `events[${i}] has no metric (give event.metric or the metric parameter)`);
+      if (typeof metric !== 'string' || !METRIC_RE.test(metric))
+        throw new BadRequest(`events[${i}].metric`, `events[${i}].metric must be letters, digits, "_", "-" or ":", got ${JSON.stringify(metric)}`);
+      let g = groups.get(metric);
+      if (!g) groups.set(metric, (g = { idx: [], events: [] }));
+      g.idx.push(i);
+      g.events.push(e);
+    }
+    const now = Date.now();
+    const chunks: { subject: string; payload: Uint8Array }[] = [];
+    const per = this.config.limits.maxEventsPerMessage;
+    for (const [metric, g] of groups) {
+      const subject = `weir.events.${metric}`;
+      for (let off = 0; off < g.events.length; off += per) {
+        const part = g.events.slice(off, off + per);
+        const payload = Buffer.from(JSON.stringify(part));
+        let bad: { i: number; reason: string } | null = null;
+        decodeMessage(subject, payload, () => now, now, this.decodeLimits, {
+          accept() {},
+          reject(reason, i) {
+            bad ??= { i, reason };
+          },
+        });
+        if (bad) {
+          const { i, reason } = bad as { i: number; reason: string };
+          const at = i >= 0 ? g.idx[off + i] : g.idx[off];
+          const where = i >= 0 ? `events[${at}]` : 'events';
+          throw new BadRequest(where, `${where}: ${reason.replace(/ at index \d+ \(subject [^)]*\)$/, '').replace(/ \(subject [^)]*\)$/, '')}`);
+        }
+        chunks.push({ subject, payload });
+      }
+    }
+    let first = 0;
+    let last = 0;
+    let duplicate = false;
+    for (let c = 0; c < chunks.length; c++) {
+      const { subject, payload } = chunks[c];
+      let ack;
+      try {
+        ack = await this.js.publish(subject, payload, idempotencyKey ? { msgID: `${idempotencyKey}:${c}` } : undefined);
+      } catch (err) {
+        throw new ApiError(503, 'unavailable', '', `JetStream did not store the events: ${(err as Error).message}`);
+      }
+      if (!first) first = ack.seq;
+      last = ack.seq;
+      duplicate ||= ack.duplicate;
+    }
+    return { accepted: list.length, messages: chunks.length, firstSeq: first, lastSeq: last, duplicate };
+  }
+}
