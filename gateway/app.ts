@@ -60,6 +60,8 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   });
   app.decorate('weir', { ...deps, ready: async () => false });
   app.decorateRequest('principal', undefined);
+  // JSON only: any other body type is a 415 that names the content type, never a guess.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string; code?: string }, _req, reply) => {
     if (err instanceof ApiError) {

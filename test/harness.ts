@@ -21,7 +21,8 @@ export interface EngineProcess {
   output: () => string;
   /** Sends a signal and resolves with the exit code (or the signal name). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
-  metrics(): Promise<Record<string, number>>;
+  /** Scrapes /metrics (pass an admin token when auth is on). */
+  metrics(token?: string): Promise<Record<string, number>>;
 }
 
 /** Starts the engine + gateway against the stack with an optional config file; resolves once /readyz is 200. */
@@ -65,8 +66,8 @@ export async function startEngine(stack: Stack, config: Record<string, unknown> 
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;
     },
-    async metrics() {
-      const text = await (await fetch(`${http}/metrics`)).text();
+    async metrics(token?: string) {
+      const text = await (await fetch(`${http}/metrics`, { headers: token ? { authorization: `Bearer ${token}` } : {} })).text();
       const m: Record<string, number> = {};
       for (const line of text.split('\n')) {
         const match = /^(weir_[a-z_]+)(\{[^}]*\})? ([0-9.eE+-]+)$/.exec(line);
