@@ -28,6 +28,8 @@ const NAME_RE = /^[A-Za-z0-9_-]+$/;
 export interface SeriesPoint {
   ts: number;
   count: number;
+  /** count per second of window length, as in live results. */
+  rate: number;
   sum: number;
   min: number;
   max: number;
@@ -323,7 +325,9 @@ export class WeirService {
         [metric, key, new Date(r.from), new Date(r.to)],
       );
       const truncated = res.length > limit;
-      return { metric, key, window: r.window, from: r.from, to: r.to, truncated, points: truncated ? res.slice(0, limit) : res };
+      const points = truncated ? res.slice(0, limit) : res;
+      for (const p of points) p.rate = p.count / (r.size / 1000);
+      return { metric, key, window: r.window, from: r.from, to: r.to, truncated, points };
     });
   }
 

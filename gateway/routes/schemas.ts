@@ -23,6 +23,7 @@ export const pointSchema = {
   properties: {
     ts: { type: 'integer', description: 'window start, ms since epoch' },
     count: { type: 'integer' },
+    rate: { type: 'number', description: 'count per second of window length' },
     sum: num,
     min: num,
     max: num,
