@@ -339,10 +339,14 @@ export class WeirService {
     const ck = `p\u0000${metric}\u0000${key}\u0000${r.window}\u0000${r.from}\u0000${r.to}`;
     // Cache the merged sketch, not the quantiles: any q list is answered from it.
     const merged = await this.cached(ck, r, async () => {
+      const maxRows = this.config.gateway.limits.maxRows;
       const rows = await this.query<{ sketch: string; min: number; max: number; count: number }>(
-        `SELECT sketch, min, max, count FROM ${r.table} WHERE metric = $1 AND key = $2 AND ts >= $3 AND ts < $4 LIMIT ${this.config.gateway.limits.maxRows}`,
+        `SELECT sketch, min, max, count FROM ${r.table} WHERE metric = $1 AND key = $2 AND ts >= $3 AND ts < $4 LIMIT ${maxRows + 1}`,
         [metric, key, new Date(r.from), new Date(r.to)],
       );
+      // Never answer for less than the asked range: refuse instead of merging part of it.
+      if (rows.length > maxRows)
+        throw new BadRequest('from', `the range holds more than ${maxRows} ${r.window} windows; narrow it or ask a larger window (${this.config.pipeline.windows.map((w) => w.name).join(', ')})`);
       let sketch: DDSketch | null = null;
       let min = Infinity;
       let max = -Infinity;
@@ -477,6 +481,8 @@ export class WeirService {
    * `idempotencyKey` becomes the JetStream Msg-Id, so a retried request is stored once.
    */
   async publish(events: unknown, defaultMetric?: string, idempotencyKey?: string): Promise<PublishAnswer> {
+    if (idempotencyKey !== undefined && idempotencyKey !== '' && !/^[A-Za-z0-9_.:-]{1,128}$/.test(idempotencyKey))
+      throw new BadRequest('idempotencyKey', 'the idempotency key must be 1-128 characters of letters, digits, "_", ".", ":" or "-"');
     if (defaultMetric !== undefined && defaultMetric !== '' && !METRIC_RE.test(defaultMetric))
       throw new BadRequest('metric', `metric ${JSON.stringify(defaultMetric.slice(0, 64))} must be letters, digits, "_", "-" or ":"`);
     if (!Array.isArray(events)) events = [events];
@@ -530,7 +536,11 @@ export class WeirService {
       try {
         ack = await this.js.publish(subject, payload, idempotencyKey ? { msgID: `${idempotencyKey}:${c}` } : undefined);
       } catch (err) {
-        throw new ApiError(503, 'unavailable', '', `JetStream did not store the events: ${(err as Error).message}`);
+        // Validation is all or nothing; storage cannot be (JetStream has no multi-message
+        // transaction). Say exactly what was stored; a retry with the same idempotency key
+        // stores only what is missing.
+        const stored = c === 0 ? 'nothing was stored' : `messages 1-${c} of ${chunks.length} were stored (JetStream seq ${first}-${last}), the rest were not`;
+        throw new ApiError(503, 'unavailable', '', `JetStream did not store the events: ${(err as Error).message}; ${stored}. Retry with an idempotency key to store each message once.`);
       }
       if (!first) first = ack.seq;
       last = ack.seq;
