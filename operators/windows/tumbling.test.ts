@@ -450,3 +450,178 @@ describe('tumblingWindows (RxJS operator)', () => {
     await expect(lastValueFrom(source.pipe(tumblingWindows(opts, moments), toArray()))).rejects.toThrow('source broke');
   });
 });
+
+// ---- live partials -----------------------------------------------------------------------------
+
+describe('partials of open windows vs brute force', () => {
+  /** Keeps every value in arrival order: its accumulator is exactly the events assigned so far. */
+  const collect: import('../aggregate.js').Aggregator<number, number[], number[]> = {
+    create: () => [],
+    add: (acc, v) => (acc.push(v), acc),
+    merge: (a, b) => (a.push(...b), a),
+    result: (acc) => [...acc],
+    serialize: (acc) => JSON.stringify(acc),
+    deserialize: (text) => JSON.parse(text) as number[],
+  };
+
+  interface Visit {
+    window: string;
+    start: number;
+    end: number;
+    series: string;
+    values: number[];
+  }
+  const visitKey = (v: { window: string; start: number; series: string }) => `${v.window}|${v.start}|${v.series}`;
+  const sortVisits = <T extends { window: string; start: number; series: string }>(xs: T[]) =>
+    [...xs].sort((a, b) => (visitKey(a) < visitKey(b) ? -1 : visitKey(a) > visitKey(b) ? 1 : 0));
+
+  /**
+   * Declarative model: every (event, spec) pair taken into a window is logged with the index of the
+   * partials call it preceded. A call visits the windows the watermark has not reached (not fired)
+   * that took an event since the previous call, with every value they took so far.
+   */
+  class Log {
+    private readonly assigned: { key: string; window: string; start: number; end: number; series: string; value: number; epoch: number }[] = [];
+    private epoch = 0;
+    private wm = -Infinity;
+    constructor(private readonly sc: Scenario) {}
+
+    step(batch: EventBatch) {
+      for (let i = 0; i < batch.series.length; i++)
+        for (const spec of this.sc.specs) {
+          const start = Math.floor(batch.ts[i] / spec.sizeMs) * spec.sizeMs;
+          const end = start + spec.sizeMs;
+          if (end + this.sc.allowedLatenessMs <= batch.wmBefore) continue; // late
+          const series = batch.series[i];
+          this.assigned.push({ key: visitKey({ window: spec.name, start, series }), window: spec.name, start, end, series, value: batch.values[i], epoch: this.epoch });
+        }
+      this.wm = Math.max(this.wm, batch.wmAfter);
+    }
+
+    partials(): Visit[] {
+      const byKey = new Map<string, Visit & { fresh: boolean }>();
+      for (const a of this.assigned) {
+        let v = byKey.get(a.key);
+        if (!v) byKey.set(a.key, (v = { window: a.window, start: a.start, end: a.end, series: a.series, values: [], fresh: false }));
+        v.values.push(a.value);
+        if (a.epoch === this.epoch) v.fresh = true;
+      }
+      this.epoch++;
+      return sortVisits([...byKey.values()].filter((v) => v.fresh && v.end > this.wm).map(({ fresh: _, ...v }) => v));
+    }
+  }
+
+  /** A scenario, and per step (batch, idle advance and the final advance) whether to ask for partials after it, and twice. */
+  const withCalls = fc.tuple(scenario, fc.array(fc.nat({ max: 4 }), { minLength: 130, maxLength: 130 }));
+
+  it('partials() visits exactly the open windows touched since the last call, with the aggregate of everything assigned so far', () => {
+    fc.assert(
+      fc.property(withCalls, ([sc, calls]) => {
+        const windows = new TumblingWindows({ specs: sc.specs, allowedLatenessMs: sc.allowedLatenessMs, trackPartials: true }, collect);
+        const plain = new TumblingWindows({ specs: sc.specs, allowedLatenessMs: sc.allowedLatenessMs }, collect);
+        const log = new Log(sc);
+        batchesOf(sc).forEach(({ batch, viaAdvance }, i) => {
+          const emitted: WindowEmission<number[]>[] = [];
+          const emittedPlain: WindowEmission<number[]>[] = [];
+          if (viaAdvance) {
+            windows.advance(batch.wmAfter, (e) => emitted.push(e));
+            plain.advance(batch.wmAfter, (e) => emittedPlain.push(e));
+          } else {
+            windows.process(batch, (e) => emitted.push(e));
+            plain.process(batch, (e) => emittedPlain.push(e));
+          }
+          log.step(batch);
+          // tracking partials changes nothing else
+          expect(emitted, `emissions at step ${i}`).toEqual(emittedPlain);
+          const c = calls[i] ?? 0;
+          if (c === 0) return;
+          const visits: Visit[] = [];
+          windows.partials((window, start, end, series, acc) => visits.push({ window, start, end, series, values: [...acc] }));
+          expect(sortVisits(visits), `partials after step ${i} (wm ${batch.wmAfter})`).toEqual(log.partials());
+          expect(new Set(visits.map(visitKey)).size, 'each window visited once').toBe(visits.length);
+          // the untracked instance never visits anything
+          plain.partials(() => expect.unreachable('partials without trackPartials'));
+          if (c === 4) {
+            windows.partials((window, start, _end, series) => expect.unreachable(`second call visited ${window}|${start}|${series}`));
+            expect(log.partials()).toEqual([]);
+          }
+        });
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('the generator asks for partials that visit windows, skip fired ones, and see corrections', () => {
+    const samples = fc.sample(withCalls, { numRuns: 100, seed: 3 });
+    let visited = 0;
+    let withLateOrFired = 0;
+    for (const [sc, calls] of samples) {
+      const windows = new TumblingWindows({ specs: sc.specs, allowedLatenessMs: sc.allowedLatenessMs, trackPartials: true }, collect);
+      const log = new Log(sc);
+      let n = 0;
+      let firedTouched = false;
+      batchesOf(sc).forEach(({ batch }, i) => {
+        windows.process(batch, (e) => (firedTouched ||= e.revision > 0));
+        log.step(batch);
+        if (calls[i]) windows.partials(() => n++);
+      });
+      if (n > 0) visited++;
+      if (firedTouched) withLateOrFired++;
+    }
+    expect(visited / samples.length).toBeGreaterThan(0.5);
+    expect(withLateOrFired / samples.length).toBeGreaterThan(0.25);
+  });
+
+  it('the operator emits the partials of a batch that asks for them (revision -1, partialResult applied), and none otherwise', async () => {
+    await fc.assert(
+      fc.asyncProperty(withCalls, fc.boolean(), async ([sc, calls], track) => {
+        const list = batchesOf(sc).map(({ batch }, i) => ({ ...batch, partials: (calls[i] ?? 0) > 0 }));
+        const out = await lastValueFrom(
+          from(list).pipe(
+            tumblingWindows({ specs: sc.specs, allowedLatenessMs: sc.allowedLatenessMs, trackPartials: track, partialResult: (acc: number[]) => ({ n: acc.length, values: [...acc] }) }, collect),
+            toArray(),
+          ),
+        );
+        const plain = await lastValueFrom(from(list).pipe(tumblingWindows({ specs: sc.specs, allowedLatenessMs: sc.allowedLatenessMs }, collect), toArray()));
+        expect(out.map((o) => o.emissions)).toEqual(plain.map((o) => o.emissions));
+        expect(out.map((o) => o.stats)).toEqual(plain.map((o) => o.stats));
+        const log = new Log(sc);
+        out.forEach((o, i) => {
+          log.step(list[i]);
+          const expected = list[i].partials && track ? log.partials() : [];
+          if (!list[i].partials && track) expect(o.partials, `no partials asked at batch ${i}`).toEqual([]);
+          expect(o.partials.every((p) => p.revision === -1)).toBe(true);
+          expect(
+            sortVisits(o.partials).map((p) => ({ window: p.window, start: p.start, end: p.end, series: p.series, values: p.result.values, n: p.result.n })),
+            `partials of batch ${i}`,
+          ).toEqual(expected.map((v) => ({ ...v, n: v.values.length })));
+        });
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('a hand-made stream: touched since the last call, open only', async () => {
+    const opts = { specs: [{ name: '10ms', sizeMs: 10 }], allowedLatenessMs: 5, trackPartials: true };
+    const b = (events: [string, number, number][], wmBefore: number, wmAfter: number, partials = true): EventBatch => ({
+      series: events.map((e) => e[0]),
+      ts: events.map((e) => e[1]),
+      values: events.map((e) => e[2]),
+      wmBefore,
+      wmAfter,
+      partials,
+    });
+    const batches = [
+      b([['a', 1, 1], ['b', 2, 2], ['a', 11, 3]], -Infinity, 2), // [0,10) a, b and [10,20) a
+      b([['a', 3, 4]], 2, 2, false), // touched, not asked
+      b([['b', 12, 5]], 2, 2), // a of [0,10) from the previous batch, b of [10,20)
+      b([], 2, 2), // nothing touched
+      b([['a', 4, 6], ['a', 13, 7]], 2, 10), // [0,10) fires: only [10,20) a
+      b([['b', 5, 8]], 10, 10), // a correction of the fired [0,10): no partial
+    ];
+    const out = await lastValueFrom(from(batches).pipe(tumblingWindows(opts, collect), toArray()));
+    const brief = out.map((o) => sortVisits(o.partials).map((p) => `${p.start}:${p.series}=${p.result.join('+')}`));
+    expect(brief).toEqual([['0:a=1', '0:b=2', '10:a=3'], [], ['0:a=1+4', '10:b=5'], [], ['10:a=3+7'], []]);
+    expect(out[5].emissions.map((e) => [e.start, e.series, e.revision, e.result])).toEqual([[0, 'b', 1, [2, 8]]]);
+  });
+});
