@@ -10,15 +10,21 @@
  * Each drain is compared with a peer measured in the same run: a bare JetStream consumer that
  * only parses the JSON (the ceiling for any engine on this machine).
  *
- * Sizes: BENCH_SCALE=0.1 for a quick run; the defaults take about 3 minutes.
+ *  5. the gateway suite (benchmarks/gateway.ts): live query latency at 100k keys, window close ->
+ *     subscriber, fan-out, and 24 h percentiles from stored sketches vs QuestDB approx_percentile.
+ *
+ * Sizes: BENCH_SCALE=0.1 for a quick run; the defaults take about 3 minutes (plus about 4 for 5).
+ * BENCH_ONLY=gateway runs only the gateway suite; BENCH_ONLY=engine only 1-4.
  */
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { startStack, type Stack } from '../scripts/stack.js';
 import { startEngine, waitFor, pgPool, sleep, type EngineProcess } from '../test/harness.js';
 import { produce } from './producer.js';
+import { gatewayBench, printRows, type GatewayBenchRow } from './gateway.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const ONLY = process.env.BENCH_ONLY ?? '';
 const out: Record<string, string | number> = {};
 const say = (line: string) => process.stdout.write(line + '\n');
 
@@ -164,24 +170,32 @@ async function closeToVisible(stack: Stack, seconds: number): Promise<void> {
 const batchedN = Math.round(2_000_000 * SCALE);
 const singleN = Math.round(300_000 * SCALE);
 say(`Weir benchmark (scale ${SCALE}), ${new Date().toISOString()}`);
-say('1. drain, JSON arrays of 100 events');
-await withStack(async (s) => {
-  const r = await engineDrain(s, batchedN, 100);
-  out['drain batched events/s'] = Math.round(r.rate);
-  out['peer bare consume+parse batched events/s'] = Math.round(r.peer);
-  say(`    engine ${Math.round(r.rate)} events/s; peer (bare consume + JSON.parse, no windows) ${Math.round(r.peer)}/s; ratio ${(r.rate / r.peer).toFixed(2)}`);
-});
-say('2. drain, one event per message');
-await withStack(async (s) => {
-  const r = await engineDrain(s, singleN, 1);
-  out['drain single events/s'] = Math.round(r.rate);
-  out['peer bare consume+parse single events/s'] = Math.round(r.peer);
-  say(`    engine ${Math.round(r.rate)} events/s; peer ${Math.round(r.peer)}/s; ratio ${(r.rate / r.peer).toFixed(2)}`);
-});
-say('3. sustained end to end (publish while consuming)');
-await withStack((s) => sustained(s, Math.round(1_000_000 * SCALE)));
-say('4. window close -> row visible');
-await withStack((s) => closeToVisible(s, Math.max(10, Math.round(30 * SCALE))));
+if (ONLY !== 'gateway') {
+  say('1. drain, JSON arrays of 100 events');
+  await withStack(async (s) => {
+    const r = await engineDrain(s, batchedN, 100);
+    out['drain batched events/s'] = Math.round(r.rate);
+    out['peer bare consume+parse batched events/s'] = Math.round(r.peer);
+    say(`    engine ${Math.round(r.rate)} events/s; peer (bare consume + JSON.parse, no windows) ${Math.round(r.peer)}/s; ratio ${(r.rate / r.peer).toFixed(2)}`);
+  });
+  say('2. drain, one event per message');
+  await withStack(async (s) => {
+    const r = await engineDrain(s, singleN, 1);
+    out['drain single events/s'] = Math.round(r.rate);
+    out['peer bare consume+parse single events/s'] = Math.round(r.peer);
+    say(`    engine ${Math.round(r.rate)} events/s; peer ${Math.round(r.peer)}/s; ratio ${(r.rate / r.peer).toFixed(2)}`);
+  });
+  say('3. sustained end to end (publish while consuming)');
+  await withStack((s) => sustained(s, Math.round(1_000_000 * SCALE)));
+  say('4. window close -> row visible');
+  await withStack((s) => closeToVisible(s, Math.max(10, Math.round(30 * SCALE))));
+}
+let gatewayRows: GatewayBenchRow[] = [];
+if (ONLY !== 'engine') {
+  say('5. gateway');
+  gatewayRows = await gatewayBench({ scale: SCALE, say: (l) => say(`  ${l}`) });
+}
 say('\nsummary');
 for (const [k, v] of Object.entries(out)) say(`  ${k.padEnd(44)} ${v}`);
+if (gatewayRows.length) printRows(gatewayRows, say);
 process.exit(0);
