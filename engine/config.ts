@@ -109,7 +109,18 @@ export const configSchema = z
               })
               .strict(),
           )
-          .default([]),
+          .default([])
+          .superRefine((tokens, ctx) => {
+            // Rate and subscription limits are kept per token name, and the value identifies the caller.
+            const names = new Set<string>();
+            const values = new Set<string>();
+            tokens.forEach((t, i) => {
+              if (names.has(t.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `token name "${t.name}" is used twice; names must be unique` });
+              if (values.has(t.token)) ctx.addIssue({ code: 'custom', path: [i, 'token'], message: `token "${t.name}" has the same value as an earlier token` });
+              names.add(t.name);
+              values.add(t.token);
+            });
+          }),
         limits: z
           .object({
             maxRange: duration('gateway.limits.maxRange').prefault('31d'),

@@ -254,6 +254,14 @@ describe('decodeMessage: bad events name the problem', () => {
   it('missing key', () => expectRejected('{"value":1}', [/key/, /string/]));
   it('empty key', () => expectRejected('{"key":"","value":1}', [/key/, /empty/]));
   it('key with a control character', () => expectRejected('{"key":"a\\u0007b","value":1}', [/key/, /control character/]));
+  it('key with a lone UTF-16 surrogate (valid JSON, not well-formed Unicode)', () => {
+    expectRejected('{"key":"a\\ud800b","value":1}', [/key/, /lone UTF-16 surrogate/]);
+    expectRejected('{"key":"\\udc00","value":1}', [/key/, /lone UTF-16 surrogate/]);
+  });
+  it('key with a surrogate pair (an astral character) is fine', () => {
+    const out = decode(SUBJECT, utf8('[{"key":"a\\ud83d\\ude00","value":1}]'));
+    expect(out.accepted.map((a) => a.key)).toEqual(['a\u{1F600}']);
+  });
   it('key over 256 characters', () => expectRejected(JSON.stringify({ key: 'x'.repeat(257), value: 1 }), [/key/, /257/, /256/]));
   it('ts in the far future', () => {
     expectRejected('{"key":"k","value":1,"ts":"9999-01-01T00:00:00Z"}', [/ts/, /future/]);

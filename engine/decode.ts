@@ -5,6 +5,7 @@
  * Good events go to `accept`; each bad one goes to `reject` with a reason that says what is
  * wrong and where, and never affects its neighbours.
  */
+import { LONE_SURROGATE } from './subjects.js';
 
 export const METRIC_RE = /^[A-Za-z0-9_:-]+$/;
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
@@ -78,6 +79,7 @@ function validateEvent(e: unknown, metric: string, defaultTs: () => number, now:
   if (key.length === 0) return 'event.key must not be empty';
   if (key.length > limits.maxKeyLength) return `event.key is ${key.length} characters, the limit is ${limits.maxKeyLength}`;
   if (CONTROL_RE.test(key)) return `event.key ${JSON.stringify(key.slice(0, 40))} contains a control character`;
+  if (LONE_SURROGATE.test(key)) return `event.key ${JSON.stringify(key.slice(0, 40))} is not well-formed Unicode (a lone UTF-16 surrogate)`;
   const value = ev.value;
   if (typeof value !== 'number') return `event.value must be a finite number, got ${describe(value)} (key ${key})`;
   if (!Number.isFinite(value)) return `event.value must be a finite number, got ${value} (key ${key})`;

@@ -20,6 +20,8 @@ interface MetricView {
   /** Highest window start seen, and highest start that has fired. */
   maxStart: number;
   maxFinalStart: number;
+  /** A lower bound of the keys' latest window end: eviction skips the metric while horizon <= it. */
+  minEnd: number;
 }
 
 export type TopScope = 'current' | 'final';
@@ -48,6 +50,11 @@ export class LiveView {
   private readonly windows = new Map<string, Map<string, MetricView>>();
   private readonly topCache = new Map<string, { version: number; k: number; answer: TopAnswer }>();
   private keys = 0;
+  /**
+   * One counter for every metric view: a view that is dropped and created again never reuses a
+   * version, so a cached top-K of the old view can never match the new one.
+   */
+  private version = 0;
   updates = 0;
 
   /** Number of (window, metric, key) entries held. */
@@ -60,12 +67,13 @@ export class LiveView {
     let metrics = this.windows.get(r.window);
     if (!metrics) this.windows.set(r.window, (metrics = new Map()));
     let mv = metrics.get(r.metric);
-    if (!mv) metrics.set(r.metric, (mv = { keys: new Map(), version: 0, maxStart: -Infinity, maxFinalStart: -Infinity }));
-    mv.version++;
+    if (!mv) metrics.set(r.metric, (mv = { keys: new Map(), version: 0, maxStart: -Infinity, maxFinalStart: -Infinity, minEnd: Infinity }));
+    mv.version = ++this.version;
     if (r.start > mv.maxStart) mv.maxStart = r.start;
     if (r.final && r.start > mv.maxFinalStart) mv.maxFinalStart = r.start;
     const e = mv.keys.get(r.key);
     if (!e) {
+      if (r.end < mv.minEnd) mv.minEnd = r.end;
       mv.keys.set(r.key, { latest: r, lastFinal: r.final ? r : null });
       this.keys++;
       return;
@@ -132,23 +140,41 @@ export class LiveView {
     return answer;
   }
 
-  /** Drops keys whose newest window ended before `horizon` (idle keys); returns how many. */
+  /**
+   * Drops keys whose newest window ended before `horizon` (idle keys); returns how many. A metric
+   * whose keys all ended at or after the horizon is skipped without a scan. After an eviction the
+   * newest window and newest fired window are those of the keys that remain.
+   */
   evictBefore(horizon: number): number {
-    let n = 0;
+    let total = 0;
     for (const metrics of this.windows.values()) {
       for (const [metric, mv] of metrics) {
+        if (horizon <= mv.minEnd) continue;
+        let n = 0;
+        let maxStart = -Infinity;
+        let maxFinalStart = -Infinity;
+        let minEnd = Infinity;
         for (const [key, e] of mv.keys) {
           if (e.latest.end < horizon) {
             mv.keys.delete(key);
             n++;
+            continue;
           }
+          if (e.latest.start > maxStart) maxStart = e.latest.start;
+          if (e.lastFinal && e.lastFinal.start > maxFinalStart) maxFinalStart = e.lastFinal.start;
+          if (e.latest.end < minEnd) minEnd = e.latest.end;
         }
-        if (n) mv.version++;
+        mv.minEnd = minEnd;
+        if (n === 0) continue;
+        total += n;
+        mv.maxStart = maxStart;
+        mv.maxFinalStart = maxFinalStart;
+        mv.version = ++this.version;
         if (mv.keys.size === 0) metrics.delete(metric);
       }
     }
-    this.keys -= n;
-    return n;
+    this.keys -= total;
+    return total;
   }
 }
 

@@ -8,16 +8,23 @@
  * A key is any string, but a subject token cannot hold ".", "*", ">", whitespace or be empty, so
  * keys are carried as a token: the key itself when it is made only of [A-Za-z0-9_:-] (the common
  * case: readable subjects, `nats sub` works by hand), otherwise "~" + base64url(utf-8 key). The
- * two forms never collide because "~" is not in the plain alphabet.
+ * two forms never collide because "~" is not in the plain alphabet. The decoder refuses keys that
+ * are not well-formed UTF-16 (lone surrogates), since UTF-8 would fold them all into U+FFFD; should
+ * one reach this code anyway, it is carried as "~~" + base64url(UTF-16LE), which keeps it distinct.
  */
 
 const PLAIN_KEY = /^[A-Za-z0-9_:-]+$/;
+/** A high surrogate not followed by a low one, or a low surrogate not preceded by a high one. */
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function keyToken(key: string): string {
-  return PLAIN_KEY.test(key) ? key : '~' + Buffer.from(key, 'utf8').toString('base64url');
+  if (PLAIN_KEY.test(key)) return key;
+  if (LONE_SURROGATE.test(key)) return '~~' + Buffer.from(key, 'utf16le').toString('base64url');
+  return '~' + Buffer.from(key, 'utf8').toString('base64url');
 }
 
 export function keyFromToken(token: string): string {
+  if (token.startsWith('~~')) return Buffer.from(token.slice(2), 'base64url').toString('utf16le');
   return token.startsWith('~') ? Buffer.from(token.slice(1), 'base64url').toString('utf8') : token;
 }
 

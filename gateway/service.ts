@@ -130,12 +130,14 @@ export function parseQuantiles(v: unknown, max: number): number[] {
   const parts: unknown[] = Array.isArray(v) ? v : typeof v === 'string' ? v.split(',') : [v];
   if (parts.length > max) throw new BadRequest('q', `at most ${max} quantiles, got ${parts.length}`);
   return parts.map((p) => {
-    const s = typeof p === 'string' ? p.trim() : p;
-    const n = typeof s === 'number' ? s : s === '' ? NaN : Number(s);
-    if (!Number.isFinite(n) || n < 0 || n > 1) throw new BadRequest('q', `q must be comma-separated numbers in [0, 1], got "${String(p)}"`);
+    // Decimal only: Number() would also read "0x1", "0b1", " ", true and [0.5].
+    const n = typeof p === 'number' ? p : typeof p === 'string' && DECIMAL_RE.test(p.trim()) ? Number(p.trim()) : NaN;
+    if (!Number.isFinite(n) || n < 0 || n > 1) throw new BadRequest('q', `q must be comma-separated decimal numbers in [0, 1], got ${typeof p === 'string' ? `"${p}"` : JSON.stringify(p) ?? String(p)}`);
     return n;
   });
 }
+
+const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /**
  * History answers keyed by the query. An answer whose whole range is final (every window in it
@@ -477,7 +479,8 @@ export class WeirService {
   /**
    * Validates events with the engine's decoder (all or nothing: one bad event rejects the
    * request, naming its index and what is wrong), then publishes them to weir.events.<metric>
-   * in messages of at most maxEventsPerMessage, and resolves once JetStream has stored them.
+   * in messages of at most maxEventsPerMessage events and maxPayloadBytes bytes, and resolves once
+   * JetStream has stored them.
    * `idempotencyKey` becomes the JetStream Msg-Id, so a retried request is stored once.
    */
   async publish(events: unknown, defaultMetric?: string, idempotencyKey?: string): Promise<PublishAnswer> {
@@ -506,11 +509,28 @@ export class WeirService {
     const now = Date.now();
     const chunks: { subject: string; payload: Uint8Array }[] = [];
     const per = this.config.limits.maxEventsPerMessage;
+    const maxBytes = this.config.limits.maxPayloadBytes;
     for (const [metric, g] of groups) {
       const subject = `weir.events.${metric}`;
-      for (let off = 0; off < g.events.length; off += per) {
-        const part = g.events.slice(off, off + per);
-        const payload = Buffer.from(JSON.stringify(part));
+      // Cut into messages of at most maxEventsPerMessage events and maxPayloadBytes bytes, so a
+      // valid event is never refused for the size of a message publish itself chose. An event
+      // too large on its own goes alone, and the decoder names it.
+      const texts = g.events.map((e) => JSON.stringify(e) ?? 'null');
+      const cuts: [number, number][] = [];
+      for (let a = 0; a < texts.length; ) {
+        let bytes = 2 + Buffer.byteLength(texts[a]);
+        let b = a + 1;
+        while (b < texts.length && b - a < per) {
+          const next = bytes + 1 + Buffer.byteLength(texts[b]);
+          if (next > maxBytes) break;
+          bytes = next;
+          b++;
+        }
+        cuts.push([a, b]);
+        a = b;
+      }
+      for (const [off, end] of cuts) {
+        const payload = Buffer.from(`[${texts.slice(off, end).join(',')}]`);
         let bad: { i: number; reason: string } | null = null;
         decodeMessage(subject, payload, () => now, now, this.decodeLimits, {
           accept() {},
