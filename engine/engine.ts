@@ -20,7 +20,7 @@ import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
 import { streamSeqOf } from './ackinfo.js';
 import { LiveView, type TopQuery } from './live-view.js';
-import { apiSubject, RESULT_FIELDS, resultSubject, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
+import { apiSubject, RESULT_FIELDS, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
 import type { Subscription } from '@nats-io/transport-node';
 
 /** Counters for invariant 1: every message and event is accounted for. */
@@ -199,6 +199,8 @@ export class Engine {
         flushIntervalMs: cfg.flushInterval,
         liveResults: cfg.results.enabled,
         partialIntervalMs: cfg.results.partialInterval,
+        natsUrl: cfg.natsUrl,
+        pipeline: cfg.pipeline.name,
       };
       const worker = new Worker(url, { workerData: init });
       let resolveStopped!: () => void;
@@ -255,22 +257,15 @@ export class Engine {
     }
   }
 
-  /** Window results from a worker: into the live view, then out on weir.results.<pipeline>.<metric>.<key>. */
+  /**
+   * Window results from a worker, which has already published them on
+   * weir.results.<pipeline>.<metric>.<key>: into the live view. Serialising and publishing stay
+   * off this thread, which serves the live API.
+   */
   private onResults(results: import('./protocol.js').WorkerResult[]) {
-    const pipeline = this.config.pipeline.name;
-    const sizes = this.windowSizes;
-    for (const w of results) {
-      const r: LiveResult = { pipeline, ...w, rate: w.count / (sizes.get(w.window)! / 1000) };
-      this.view.update(r);
-      if (!this.nc.isClosed()) this.nc.publish(resultSubject(pipeline, r.metric, r.key), JSON.stringify(r));
-      this.liveCounters.resultsPublished++;
-    }
+    for (const r of results) this.view.update(r);
+    this.liveCounters.resultsPublished += results.length;
   }
-
-  private get windowSizes(): Map<string, number> {
-    return (this._windowSizes ??= new Map(this.config.pipeline.windows.map((w) => [w.name, w.size])));
-  }
-  private _windowSizes: Map<string, number> | undefined;
 
   status(): EngineStatus {
     const flushed = this.workers.length ? Math.min(...this.workers.map((w) => w.flushedWm)) : -Infinity;

@@ -1,4 +1,5 @@
 /** Messages between the source (main thread) and partition workers. Batches are columnar: one clone per batch, never per event. */
+import type { LiveResult } from './subjects.js';
 
 export interface WorkerInit {
   index: number;
@@ -10,30 +11,16 @@ export interface WorkerInit {
   /** Live results: send firings, corrections and (every partialIntervalMs, 0 = never) partial updates to the main thread. */
   liveResults: boolean;
   partialIntervalMs: number;
+  /** With liveResults, the worker publishes its results on weir.results.<pipeline>.<metric>.<key> itself, over its own connection. */
+  natsUrl: string;
+  pipeline: string;
 }
 
-/** A window result on its way to the live view and weir.results.> (no sketch: it stays in QuestDB). */
-export interface WorkerResult {
-  metric: string;
-  key: string;
-  window: string;
-  start: number;
-  end: number;
-  final: boolean;
-  revision: number;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  mean: number;
-  stddev: number | null;
-  p50: number;
-  p90: number;
-  p95: number;
-  p99: number;
-  p999: number;
-  emittedAt: number;
-}
+/**
+ * Window results on their way to the engine's live view, already published on weir.results.> by
+ * the worker (no sketch: it stays in QuestDB).
+ */
+export type WorkerResult = LiveResult;
 
 export type MainToWorker =
   | { t: 'batch'; id: number; series: string[]; ts: Float64Array; values: Float64Array; wmBefore: number; wmAfter: number }

@@ -6,11 +6,13 @@
  * to which every emitted row is durable in QuestDB (the source acks against that).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subject } from 'rxjs';
 import { summaryAggregator, summaryFigures, type SummaryFigures, type SummaryResult } from '../operators/aggregates/summary.js';
 import { tumblingWindows, type EventBatch, type WindowEmission } from '../operators/windows/tumbling.js';
 import { WindowRowWriter } from './sink/questdb.js';
 import type { MainToWorker, WorkerInit, WorkerResult, WorkerToMain } from './protocol.js';
+import { resultSubject } from './subjects.js';
 
 const init = workerData as WorkerInit;
 const port = parentPort!;
@@ -30,6 +32,21 @@ function splitSeries(series: string): [string, string] {
 }
 
 const writer = await WindowRowWriter.open(init.questdbHttp);
+/** Live results are published from here, so the main thread (which serves the live API) never serialises them. */
+const nc: NatsConnection | null = init.liveResults
+  ? await connect({ servers: init.natsUrl, name: `weir-engine-worker-${init.index}`, maxReconnectAttempts: -1, noAsyncTraces: true })
+  : null;
+const windowSeconds = new Map(init.windows.map((w) => [w.name, w.sizeMs / 1000]));
+const subjectCache = new Map<string, string>();
+function subjectOf(series: string, metric: string, key: string): string {
+  let s = subjectCache.get(series);
+  if (s === undefined) {
+    s = resultSubject(init.pipeline, metric, key);
+    if (subjectCache.size > 500_000) subjectCache.clear();
+    subjectCache.set(series, s);
+  }
+  return s;
+}
 /** The watermark of the last batch or advance processed: every row it caused is in `writer`. */
 let emittedWm = -Infinity;
 let flushing: Promise<void> | null = null;
@@ -56,15 +73,20 @@ batches$
     if (!init.liveResults || (emissions.length === 0 && partials.length === 0)) return;
     const now = Date.now();
     const results: WorkerResult[] = [];
-    for (const e of emissions) results.push(toResult(e, true, now));
-    for (const e of partials) results.push(toResult(e, false, now));
+    for (const e of emissions) results.push(publishResult(e, true, now));
+    for (const e of partials) results.push(publishResult(e, false, now));
     post({ t: 'results', results });
   });
 
-function toResult(e: WindowEmission<SummaryFigures>, final: boolean, now: number): WorkerResult {
+/**
+ * Builds a live result and publishes it. The field order is fixed: the JSON text is forwarded
+ * as it is to subscribers, and gateways filter on it (see WeirService.subscribe).
+ */
+function publishResult(e: WindowEmission<SummaryFigures>, final: boolean, now: number): WorkerResult {
   const [metric, key] = splitSeries(e.series);
   const r = e.result;
-  return {
+  const out: WorkerResult = {
+    pipeline: init.pipeline,
     metric,
     key,
     window: e.window,
@@ -73,6 +95,7 @@ function toResult(e: WindowEmission<SummaryFigures>, final: boolean, now: number
     final,
     revision: e.revision,
     count: r.count,
+    rate: r.count / windowSeconds.get(e.window)!,
     sum: r.sum,
     min: r.min,
     max: r.max,
@@ -85,6 +108,10 @@ function toResult(e: WindowEmission<SummaryFigures>, final: boolean, now: number
     p999: r.p999,
     emittedAt: now,
   };
+  // Live results are best effort (the rows in QuestDB are the durable record): while NATS is
+  // away, nats.js buffers them and sends them on reconnect.
+  if (nc && !nc.isClosed()) nc.publish(subjectOf(e.series, metric, key), JSON.stringify(out));
+  return out;
 }
 
 function toRow(e: WindowEmission<SummaryResult>) {
@@ -143,6 +170,7 @@ port.on('message', async (m: MainToWorker) => {
         await new Promise((r) => setTimeout(r, 500));
       }
       await writer.close().catch(() => undefined);
+      await nc?.drain().catch(() => undefined);
       post({ t: 'stopped' });
       batches$.complete();
       port.close();

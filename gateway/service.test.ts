@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { parseConfig, type WeirConfigInput } from '../engine/config.js';
 import { ApiError, BadRequest } from './errors.js';
 import { parseQuantiles, WeirService, type ServiceDeps } from './service.js';
+import { keyToken as keyTokenOf } from '../engine/subjects.js';
 
 // ---- helpers ---------------------------------------------------------------------------------
 
@@ -359,5 +360,105 @@ describe('WeirService.parseFilter', () => {
       [{ pipeline: '*' }, 'pipeline'],
     ];
     for (const [q, param] of cases) expectBadRequest(errorOf(() => service.parseFilter(q)), param, JSON.stringify(q));
+  });
+});
+
+// ---- subscribe: filters on the subject and the JSON text -------------------------------------
+
+/** A NATS stand-in with subject matching ("*" one token, ">" the rest), enough for the hub. */
+function fakeNats() {
+  const subs: { subject: string; callback: (err: unknown, msg: { subject: string; string(): string }) => void; closed: boolean }[] = [];
+  const match = (filter: string, subject: string) => {
+    const f = filter.split('.');
+    const s = subject.split('.');
+    for (let i = 0; i < f.length; i++) {
+      if (f[i] === '>') return s.length > i;
+      if (i >= s.length || (f[i] !== '*' && f[i] !== s[i])) return false;
+    }
+    return f.length === s.length;
+  };
+  return {
+    nc: {
+      subscribe(subject: string, o: { callback: (err: unknown, msg: { subject: string; string(): string }) => void }) {
+        const e = { subject, callback: o.callback, closed: false };
+        subs.push(e);
+        return { unsubscribe: () => (e.closed = true) };
+      },
+    },
+    publish(subject: string, text: string) {
+      for (const s of subs) if (!s.closed && match(s.subject, subject)) s.callback(null, { subject, string: () => text });
+    },
+    open: () => subs.filter((s) => !s.closed).length,
+  };
+}
+
+describe('WeirService.subscribe', () => {
+  const config: WeirConfigInput = {
+    pipeline: {
+      windows: [
+        { name: '10s', size: '10s', table: 'w10s' },
+        { name: '1m', size: '1m', table: 'w1m' },
+      ],
+    },
+  };
+  // Keys that try to fool a text filter: quotes, '"final":true', '"window":"1m",', dots, prefixes.
+  const keyArb = fc.oneof(
+    fc.constantFrom('k', 'k1', 'ka', 'x', '"final":true', 'a","final":true,"b', '"window":"1m",', 'k.1', 'k"', 'k\\', 'é', 'k 2'),
+    fc.string({ unit: fc.constantFrom('k', 'a', '"', '\\', ':', ',', '.', 't', 'r', 'u', 'e'), minLength: 1, maxLength: 8 }),
+  );
+  const resultArb = fc.record({
+    metric: fc.constantFrom('cpu', 'mem'),
+    key: keyArb,
+    window: fc.constantFrom('10s', '1m'),
+    final: fc.boolean(),
+    start: fc.integer({ min: 0, max: 100 }),
+  });
+  const filterArb = fc.record(
+    {
+      metric: fc.constantFrom('cpu', 'mem'),
+      key: keyArb,
+      keyPrefix: fc.constantFrom('k', '"', 'a"', '"final', 'é'),
+      window: fc.constantFrom('10s', '1m'),
+      finalOnly: fc.boolean(),
+    },
+    { requiredKeys: [] },
+  );
+
+  it('delivers exactly the results a filter on the parsed result selects, as the text published, parsing only on demand', () => {
+    fc.assert(
+      fc.property(fc.array(filterArb, { minLength: 1, maxLength: 6 }), fc.array(resultArb, { maxLength: 40 }), (filters, results) => {
+        const nats = fakeNats();
+        const service = new WeirService({ config: parseConfig(config), pool: {}, nc: nats.nc, js: {}, log: silentLog } as unknown as ServiceDeps);
+        const valid = filters.filter((f) => !(f.key !== undefined && f.keyPrefix !== undefined));
+        const got: string[][] = valid.map(() => []);
+        const closers = valid.map((f, i) =>
+          service.subscribe(service.parseFilter(f), (raw, result) => {
+            got[i].push(raw);
+            expect(JSON.stringify(result())).toBe(raw);
+          }),
+        );
+        const texts: string[] = [];
+        for (const [n, r] of results.entries()) {
+          // The engine's field order (engine/worker.ts publishResult).
+          const full = { pipeline: 'default', metric: r.metric, key: r.key, window: r.window, start: r.start, end: r.start + 10, final: r.final, revision: 0, count: n, rate: 1, sum: 1, min: 1, max: 1, mean: 1, stddev: null, p50: 1, p90: 1, p95: 1, p99: 1, p999: 1, emittedAt: 5 };
+          const text = JSON.stringify(full);
+          texts.push(text);
+          nats.publish(`weir.results.default.${r.metric}.${keyTokenOf(r.key)}`, text);
+        }
+        valid.forEach((f, i) => {
+          const want = results
+            .map((r, n) => ({ r, text: texts[n] }))
+            .filter(({ r }) => (f.metric === undefined || r.metric === f.metric) && (f.key === undefined || r.key === f.key))
+            .filter(({ r }) => (f.keyPrefix === undefined || r.key.startsWith(f.keyPrefix)) && (f.window === undefined || r.window === f.window) && (!f.finalOnly || r.final))
+            .map(({ text }) => text);
+          expect(got[i], JSON.stringify(f)).toEqual(want);
+        });
+        expect(service.activeSubscriptions).toBe(valid.length);
+        for (const c of closers) c();
+        expect(service.activeSubscriptions).toBe(0);
+        expect(nats.open()).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -15,7 +15,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { WeirConfig } from '../engine/config.js';
 import { decodeMessage, METRIC_RE, type DecodeLimits } from '../engine/decode.js';
-import { apiSubject, RESULT_FIELDS, resultFilterSubject, statusSubject, type EngineStatus, type LiveResult } from '../engine/subjects.js';
+import { apiSubject, keyFromToken, RESULT_FIELDS, resultFilterSubject, statusSubject, type EngineStatus, type LiveResult } from '../engine/subjects.js';
 import type { TopAnswer } from '../engine/live-view.js';
 import { sketchFromBase64, sketchMerge, type DDSketch } from '../operators/aggregates/ddsketch.js';
 import { clampedQuantiles } from '../operators/aggregates/summary.js';
@@ -166,9 +166,17 @@ class HistoryCache {
 }
 
 /** Called with the parsed result and its JSON text (forwarded as is, never re-serialised per subscriber). */
-type Listener = (r: LiveResult, raw: string) => void;
+/**
+ * A subscriber callback: the result message as published (JSON text), its subject, and a parse
+ * that runs at most once per message however many listeners call it. Most subscribers forward the
+ * text as it is (SSE, WebSocket), so nothing is parsed for them.
+ */
+type Listener = (raw: string, subject: string, result: () => LiveResult) => void;
+export type ResultListener = (raw: string, result: () => LiveResult) => void;
 
-/** One NATS subscription per distinct subject, fanned out to every local subscriber of it. */
+/** One NATS subscription per distinct subject, shared by every subscriber of that subject. */
+class UnparsableResult extends Error {}
+
 class SubscriptionHub {
   private readonly subs = new Map<string, { sub: Subscription; listeners: Set<Listener> }>();
   count = 0;
@@ -184,15 +192,28 @@ class SubscriptionHub {
       const sub = this.nc.subscribe(subject, {
         callback: (err, msg) => {
           if (err) return;
-          let r: LiveResult;
           const raw = msg.string();
-          try {
-            r = JSON.parse(raw) as LiveResult;
-          } catch {
-            this.log.warn({ subject: msg.subject }, 'unparsable result message');
-            return;
+          let parsed: LiveResult | undefined;
+          let bad = false;
+          const result = () => {
+            if (parsed === undefined && !bad) {
+              try {
+                parsed = JSON.parse(raw) as LiveResult;
+              } catch {
+                bad = true;
+                this.log.warn({ subject: msg.subject }, 'unparsable result message');
+              }
+            }
+            if (bad) throw new UnparsableResult();
+            return parsed!;
+          };
+          for (const l of listeners) {
+            try {
+              l(raw, msg.subject, result);
+            } catch (err) {
+              if (!(err instanceof UnparsableResult)) throw err;
+            }
           }
-          for (const l of listeners) l(r, raw);
         },
       });
       e = { sub, listeners };
@@ -457,15 +478,19 @@ export class WeirService {
    * Subscribes to live window results. `onResult` is called synchronously per result; the caller
    * buffers (and disconnects a subscriber that falls too far behind). Returns the unsubscribe.
    */
-  subscribe(f: SubscribeFilter & { pipeline: string }, onResult: Listener): () => void {
+  subscribe(f: SubscribeFilter & { pipeline: string }, onResult: ResultListener): () => void {
     const max = this.config.gateway.limits.maxSubscriptions;
     if (this.hub.count >= max) throw new ApiError(429, 'limit_exceeded', '', `this gateway serves at most ${max} concurrent subscriptions`);
     const subject = resultFilterSubject(f.pipeline, f.metric, f.key);
-    const close = this.hub.add(subject, (r, raw) => {
-      if (f.keyPrefix !== undefined && !r.key.startsWith(f.keyPrefix)) return;
-      if (f.window !== undefined && r.window !== f.window) return;
-      if (f.finalOnly && !r.final) return;
-      onResult(r, raw);
+    // Filters read the subject and the JSON text, so results a subscriber does not want are never
+    // parsed. The engine writes the text with JSON.stringify in a fixed field order, and in JSON
+    // text a quote inside a string value is always escaped, so '"final":true' can only be the field.
+    const windowField = f.window !== undefined ? `"window":${JSON.stringify(f.window)},` : undefined;
+    const close = this.hub.add(subject, (raw, subj, result) => {
+      if (f.finalOnly && !raw.includes('"final":true')) return;
+      if (windowField !== undefined && !raw.includes(windowField)) return;
+      if (f.keyPrefix !== undefined && !keyFromToken(subj.slice(subj.lastIndexOf('.') + 1)).startsWith(f.keyPrefix)) return;
+      onResult(raw, result);
     });
     this.metrics?.subscriptionsChanged(this.hub.count);
     return () => {

@@ -69,7 +69,7 @@ export async function streamRoutes(app: FastifyInstance): Promise<void> {
         }
       };
       try {
-        unsubscribe = service.subscribe(req.weirFilter!, (_r, raw) => {
+        unsubscribe = service.subscribe(req.weirFilter!, (raw) => {
           if (closed) return;
           res.write(`event: result\ndata: ${raw}\n\n`);
           metrics.delivered.inc({ transport: 'sse' });
@@ -117,7 +117,7 @@ export async function streamRoutes(app: FastifyInstance): Promise<void> {
       metrics.subscriptions.inc({ transport: 'ws' });
       try {
         release = auth.holdSubscription(req.principal!);
-        unsubscribe = service.subscribe(req.weirFilter!, (_r, raw) => {
+        unsubscribe = service.subscribe(req.weirFilter!, (raw) => {
           if (closed) return;
           socket.send(raw);
           metrics.delivered.inc({ transport: 'ws' });
