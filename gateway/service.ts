@@ -17,7 +17,7 @@ import type { WeirConfig } from '../engine/config.js';
 import { decodeMessage, METRIC_RE, type DecodeLimits } from '../engine/decode.js';
 import { apiSubject, keyFromToken, RESULT_FIELDS, resultFilterSubject, statusSubject, type EngineStatus, type LiveResult } from '../engine/subjects.js';
 import type { TopAnswer } from '../engine/live-view.js';
-import { sketchFromBase64, sketchMerge, type DDSketch } from '../operators/aggregates/ddsketch.js';
+import { SketchAccumulator, type DDSketch } from '../operators/aggregates/ddsketch.js';
 import { clampedQuantiles } from '../operators/aggregates/summary.js';
 import { ApiError, BadRequest } from './errors.js';
 import { parseTime } from './questdb.js';
@@ -370,17 +370,18 @@ export class WeirService {
       // Never answer for less than the asked range: refuse instead of merging part of it.
       if (rows.length > maxRows)
         throw new BadRequest('from', `the range holds more than ${maxRows} ${r.window} windows; narrow it or ask a larger window (${this.config.pipeline.windows.map((w) => w.name).join(', ')})`);
-      let sketch: DDSketch | null = null;
+      // Decode every stored sketch straight into one dense accumulator (no sketch per row).
+      const acc = new SketchAccumulator();
       let min = Infinity;
       let max = -Infinity;
       let count = 0;
       for (const row of rows) {
-        const s = sketchFromBase64(row.sketch);
-        sketch = sketch ? sketchMerge(sketch, s) : s;
+        acc.addBase64(row.sketch);
         if (row.min < min) min = row.min;
         if (row.max > max) max = row.max;
         count += row.count;
       }
+      const sketch: DDSketch | null = acc.result();
       return { sketch, min, max, count, windows: rows.length };
     });
     const values = merged.sketch && merged.count ? clampedQuantiles(merged.sketch, merged.min, merged.max, qs) : qs.map(() => null);

@@ -5,6 +5,7 @@ import {
   DEFAULT_ALPHA,
   ddsketch,
   sketchAdd,
+  SketchAccumulator,
   sketchFromBase64,
   sketchFromBytes,
   sketchMerge,
@@ -314,6 +315,68 @@ describe('ddsketch: binary and base64 codec', () => {
         expect(sketchToBase64(r).length).toBeLessThan(8 * 1024);
       }),
       { numRuns: 5 },
+    );
+  });
+});
+
+describe('ddsketch: SketchAccumulator (merge straight from the encoded form)', () => {
+  it('equals decoding every sketch and merging them, for random sketches in random order', () => {
+    fc.assert(
+      fc.property(alpha, fc.array(values(0, 60), { maxLength: 12 }), quantiles, (a, groups, qs) => {
+        const texts = groups.map((xs) => sketchToBase64(sketchOf(xs, a)));
+        const acc = new SketchAccumulator();
+        for (const t of texts) acc.addBase64(t);
+        const got = acc.result();
+        expect(acc.merged).toBe(texts.length);
+        if (texts.length === 0) {
+          expect(got).toBeNull();
+          return;
+        }
+        let want = sketchFromBase64(texts[0]);
+        for (const t of texts.slice(1)) want = sketchMerge(want, sketchFromBase64(t));
+        expect(stateOf(got!)).toEqual(stateOf(want));
+        expect(sketchQuantiles(got!, qs)).toEqual(sketchQuantiles(want, qs));
+        expect(sketchQuantiles(got!, qs)).toEqual(sketchQuantiles(sketchOf(groups.flat(), a), qs));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keys far apart grow the store in both directions without losing counts', () => {
+    const acc = new SketchAccumulator();
+    const xs = [1e-200, 1e200, 1, -1e-150, -1e150, 0, 3, 1e-200, 7e100];
+    for (const x of xs) acc.addBase64(sketchToBase64(sketchOf([x])));
+    expect(stateOf(acc.result()!)).toEqual(stateOf(sketchOf(xs)));
+  });
+
+  it('throws on whatever sketchFromBytes throws on, and on mixed accuracies', () => {
+    const head = sketchToBytes(createSketch()).slice(0, 9);
+    const enc = (...rest: number[]) => new Uint8Array([...head, ...rest]);
+    for (const bytes of [enc(0, 2, 4, 1, 0, 5, 0), enc(0, 2, 4, 1, 1, 1, 0), enc(0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 1, 0), new Uint8Array(0), enc(0, 0)]) {
+      expectThrowsError(() => sketchFromBytes(bytes), 'oracle');
+      expectThrowsError(() => new SketchAccumulator().addBytes(bytes), 'accumulator');
+    }
+    for (const text of ['not base64!', '%%%%', '', '|']) expectThrowsError(() => new SketchAccumulator().addBase64(text), `base64 ${text}`);
+    const acc = new SketchAccumulator();
+    acc.addBase64(sketchToBase64(sketchOf([1], 0.01)));
+    expectThrowsError(() => acc.addBase64(sketchToBase64(sketchOf([1], 0.02))), 'mixed alpha');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
+        let oracle: unknown = null;
+        try {
+          sketchFromBytes(bytes);
+        } catch (err) {
+          oracle = err;
+        }
+        let mine: unknown = null;
+        try {
+          new SketchAccumulator().addBytes(bytes);
+        } catch (err) {
+          mine = err;
+        }
+        expect(mine === null).toBe(oracle === null);
+      }),
+      { numRuns: 2000 },
     );
   });
 });

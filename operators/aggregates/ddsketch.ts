@@ -261,3 +261,112 @@ export function ddsketch(alpha = DEFAULT_ALPHA): Aggregator<number, DDSketch, DD
     deserialize: sketchFromBase64,
   };
 }
+
+/** A dense, growable count array over bucket keys [offset, offset + length). */
+class DenseStore {
+  counts = new Float64Array(0);
+  offset = 0;
+  /** Adds c at key k, growing the array (with headroom) when k is outside it. */
+  add(k: number, c: number) {
+    let i = k - this.offset;
+    if (i < 0 || i >= this.counts.length) {
+      this.grow(k);
+      i = k - this.offset;
+    }
+    this.counts[i] += c;
+  }
+  private grow(k: number) {
+    const n = this.counts.length;
+    if (n === 0) {
+      this.counts = new Float64Array(256);
+      this.offset = k - 128;
+      return;
+    }
+    const lo = Math.min(this.offset, k);
+    const hi = Math.max(this.offset + n, k + 1);
+    const span = hi - lo;
+    const size = Math.max(span + 64, n * 2);
+    const newOffset = k < this.offset ? hi - size : lo;
+    const next = new Float64Array(size);
+    next.set(this.counts, this.offset - newOffset);
+    this.counts = next;
+    this.offset = newOffset;
+  }
+  toMap(): Map<number, number> {
+    const m = new Map<number, number>();
+    for (let i = 0; i < this.counts.length; i++) if (this.counts[i] !== 0) m.set(i + this.offset, this.counts[i]);
+    return m;
+  }
+}
+
+/**
+ * Merges many encoded sketches (the base64 text stored in QuestDB) without building a sketch per
+ * row: each one is decoded straight into dense count arrays. The result equals
+ * sketchFromBase64(a) merged with every other one, and corrupt input throws exactly as
+ * sketchFromBase64 does; after a throw the accumulator must be discarded.
+ */
+export class SketchAccumulator {
+  private alpha = NaN;
+  private lnGamma = NaN;
+  private zeros = 0;
+  private count = 0;
+  private readonly pos = new DenseStore();
+  private readonly neg = new DenseStore();
+  /** Encoded sketches merged so far. */
+  merged = 0;
+
+  addBase64(text: string): void {
+    if (!BASE64_RE.test(text)) throw new Error('ddsketch: sketch is not base64');
+    this.addBytes(Buffer.from(text, 'base64'));
+  }
+
+  addBytes(bytes: Uint8Array): void {
+    const r = new ByteReader(bytes);
+    const version = r.byte();
+    if (version !== VERSION) throw new Error(`ddsketch: unknown sketch version ${version}`);
+    const alpha = r.f64();
+    if (this.merged === 0) {
+      if (!(alpha > 0 && alpha < 1)) throw new Error(`ddsketch: relative accuracy must be in (0, 1), got ${alpha}`);
+      this.alpha = alpha;
+      this.lnGamma = Math.log((1 + alpha) / (1 - alpha));
+    } else if (alpha !== this.alpha) {
+      throw new Error(`ddsketch: cannot merge relative accuracy ${this.alpha} with ${alpha}`);
+    }
+    const zeros = r.uvar();
+    const n = zeros + this.readInto(r, this.pos) + this.readInto(r, this.neg);
+    if (!r.done()) throw new Error('ddsketch: trailing bytes after sketch');
+    this.zeros += zeros;
+    this.count += n;
+    this.merged++;
+  }
+
+  private readInto(r: ByteReader, store: DenseStore): number {
+    const n = r.uvar();
+    let key = 0;
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const delta = r.svar();
+      if (i > 0 && delta <= 0) throw new Error('ddsketch: bucket keys out of order or repeated');
+      key += delta;
+      if (!keyInRange(key, this.lnGamma)) throw new Error(`ddsketch: bucket key ${key} is out of range`);
+      const c = r.uvar();
+      if (c === 0) throw new Error('ddsketch: empty bucket in encoded sketch');
+      store.add(key, c);
+      total += c;
+    }
+    return total;
+  }
+
+  /** The merged sketch, or null when nothing was added. */
+  result(): DDSketch | null {
+    if (this.merged === 0) return null;
+    const s = createSketch(this.alpha);
+    s.zeros = this.zeros;
+    s.count = this.count;
+    s.pos = this.pos.toMap();
+    s.neg = this.neg.toMap();
+    return s;
+  }
+}
+
+const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
