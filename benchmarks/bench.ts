@@ -14,7 +14,9 @@
  *     subscriber, fan-out, and 24 h percentiles from stored sketches vs QuestDB approx_percentile.
  *
  * Sizes: BENCH_SCALE=0.1 for a quick run; the defaults take about 3 minutes (plus about 4 for 5).
- * BENCH_ONLY=gateway runs only the gateway suite; BENCH_ONLY=engine only 1-4.
+ *  6. operators (benchmarks/operators.ts): events/s on one thread and bytes of state per key, per
+ *     operator family, no stack.
+ * BENCH_ONLY=gateway runs only the gateway suite; BENCH_ONLY=engine only 1-4; BENCH_ONLY=operators only 6.
  */
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
@@ -22,6 +24,7 @@ import { startStack, type Stack } from '../scripts/stack.js';
 import { startEngine, waitFor, pgPool, sleep, type EngineProcess } from '../test/harness.js';
 import { produce } from './producer.js';
 import { gatewayBench, printRows, type GatewayBenchRow } from './gateway.js';
+import { operatorBench } from './operators.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const ONLY = process.env.BENCH_ONLY ?? '';
@@ -170,7 +173,7 @@ async function closeToVisible(stack: Stack, seconds: number): Promise<void> {
 const batchedN = Math.round(2_000_000 * SCALE);
 const singleN = Math.round(300_000 * SCALE);
 say(`Weir benchmark (scale ${SCALE}), ${new Date().toISOString()}`);
-if (ONLY !== 'gateway') {
+if (ONLY === '' || ONLY === 'engine') {
   say('1. drain, JSON arrays of 100 events');
   await withStack(async (s) => {
     const r = await engineDrain(s, batchedN, 100);
@@ -191,9 +194,13 @@ if (ONLY !== 'gateway') {
   await withStack((s) => closeToVisible(s, Math.max(10, Math.round(30 * SCALE))));
 }
 let gatewayRows: GatewayBenchRow[] = [];
-if (ONLY !== 'engine') {
+if (ONLY === '' || ONLY === 'gateway') {
   say('5. gateway');
   gatewayRows = await gatewayBench({ scale: SCALE, say: (l) => say(`  ${l}`) });
+}
+if (ONLY === '' || ONLY === 'operators') {
+  say('6. operators');
+  await operatorBench((l) => say(`  ${l}`));
 }
 say('\nsummary');
 for (const [k, v] of Object.entries(out)) say(`  ${k.padEnd(44)} ${v}`);
