@@ -387,3 +387,14 @@ describe('partitionOf', () => {
     for (const c of counts) expect(c).toBeGreaterThan(700); // 1,000 expected each
   });
 });
+
+describe('decodeMessage: tags reach the sink', () => {
+  it('passes the tags object of each event, and undefined without one', () => {
+    const seen: (Record<string, string> | undefined)[] = [];
+    decodeMessage(SUBJECT, utf8('[{"key":"a","value":1,"tags":{"variant":"B","source":"home"}},{"key":"b","value":2}]'), () => MSG_TIME, NOW, LIMITS, {
+      accept: (_m, _k, _t, _v, tags) => seen.push(tags as Record<string, string> | undefined),
+      reject: () => undefined,
+    });
+    expect(seen).toEqual([{ variant: 'B', source: 'home' }, undefined]);
+  });
+});

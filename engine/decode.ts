@@ -21,7 +21,8 @@ export interface DecodeLimits {
 }
 
 export interface DecodeSink {
-  accept(metric: string, key: string, ts: number, value: number): void;
+  /** `tags` is the event's tags object (already checked: string values, at most maxTags), when it has one. */
+  accept(metric: string, key: string, ts: number, value: number, tags?: Readonly<Record<string, string>>): void;
   /** `index` is the position in an array payload, or -1 for the whole message. `raw` is the offending part. */
   reject(reason: string, index: number, raw: string): void;
 }
@@ -102,7 +103,7 @@ function validateEvent(e: unknown, metric: string, defaultTs: () => number, now:
     }
   }
   if (ev.id !== undefined && typeof ev.id !== 'string') return `event.id must be a string, got ${describe(ev.id)} (key ${key})`;
-  sink.accept(metric, key, ts, value);
+  sink.accept(metric, key, ts, value, ev.tags as Readonly<Record<string, string>> | undefined);
   return null;
 }
 
