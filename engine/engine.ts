@@ -19,8 +19,9 @@ import { CheckpointStore, ensureStreams, resetConsumer, type StreamNames } from 
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
 import { streamSeqOf } from './ackinfo.js';
-import { LiveView, type TopQuery } from './live-view.js';
-import { apiSubject, RESULT_FIELDS, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
+import { LiveView } from './live-view.js';
+import { serveLiveApi } from './live-api.js';
+import { RESULT_FIELDS, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
 import type { Subscription } from '@nats-io/transport-node';
 
 /** Counters for invariant 1: every message and event is accounted for. */
@@ -289,60 +290,16 @@ export class Engine {
    */
   private startLiveApi() {
     const p = this.config.pipeline.name;
-    const windows = new Set(this.config.pipeline.windows.map((w) => w.name));
-    const serve = (op: 'latest' | 'topk' | 'status', handle: (req: Record<string, unknown>) => unknown) => {
-      const sub = this.nc.subscribe(apiSubject(p, op), {
-        queue: 'weir-engine',
-        callback: (err, msg) => {
-          if (err || !msg.reply) return;
-          this.liveCounters.apiRequests++;
-          let out: unknown;
-          try {
-            const req = msg.data.length ? JSON.parse(new TextDecoder().decode(msg.data)) : {};
-            if (typeof req !== 'object' || req === null || Array.isArray(req)) throw new ApiError('', 'request must be a JSON object');
-            out = handle(req as Record<string, unknown>);
-          } catch (e) {
-            out = e instanceof ApiError ? { error: e.message, param: e.param } : { error: `bad request: ${(e as Error).message}`, param: '' };
-          }
-          msg.respond(JSON.stringify(out));
-        },
-      });
-      this.apiSubs.push(sub);
-    };
-    const str = (req: Record<string, unknown>, name: string, required: boolean): string | undefined => {
-      const v = req[name];
-      if (v === undefined || v === null || v === '') {
-        if (required) throw new ApiError(name, `${name} is required`);
-        return undefined;
-      }
-      if (typeof v !== 'string') throw new ApiError(name, `${name} must be a string`);
-      return v;
-    };
-    const windowOf = (req: Record<string, unknown>, required: boolean) => {
-      const w = str(req, 'window', required);
-      if (w !== undefined && !windows.has(w)) throw new ApiError('window', `window must be one of ${[...windows].join(', ')}, got "${w}"`);
-      return w;
-    };
-    serve('latest', (req) => {
-      const metric = str(req, 'metric', true)!;
-      const key = str(req, 'key', true)!;
-      const window = windowOf(req, false);
-      return { results: req.final === true ? this.view.latestFinal(metric, key, window) : this.view.latest(metric, key, window) };
+    this.apiSubs = serveLiveApi({
+      nc: this.nc,
+      pipeline: p,
+      view: this.view,
+      windows: new Set(this.config.pipeline.windows.map((w) => w.name)),
+      fields: RESULT_FIELDS,
+      defaultBy: 'count',
+      status: () => ({ ...this.status(), metrics: this.view.metrics() }),
+      onRequest: () => this.liveCounters.apiRequests++,
     });
-    serve('topk', (req) => {
-      const metric = str(req, 'metric', true)!;
-      const window = windowOf(req, true)!;
-      const by = str(req, 'by', false) ?? 'count';
-      if (!(RESULT_FIELDS as readonly string[]).includes(by)) throw new ApiError('by', `by must be one of ${RESULT_FIELDS.join(', ')}, got "${by}"`);
-      const k = req.k ?? 10;
-      if (typeof k !== 'number' || !Number.isInteger(k) || k < 1 || k > 10_000) throw new ApiError('k', `k must be an integer in [1, 10000], got ${JSON.stringify(k)}`);
-      const order = str(req, 'order', false) ?? 'desc';
-      if (order !== 'asc' && order !== 'desc') throw new ApiError('order', `order must be asc or desc, got "${order}"`);
-      const scope = str(req, 'scope', false) ?? 'current';
-      if (scope !== 'current' && scope !== 'final') throw new ApiError('scope', `scope must be current or final, got "${scope}"`);
-      return this.view.topK({ metric, window, by: by as TopQuery['by'], k, order, scope });
-    });
-    serve('status', () => ({ ...this.status(), metrics: this.view.metrics() }));
     this.statusTimer = setInterval(() => {
       const st = this.status();
       if (Number.isFinite(st.watermark) && st.watermark > 0) this.liveCounters.evicted += this.view.evictBefore(st.watermark - this.config.results.retention);
@@ -582,14 +539,6 @@ export class Engine {
   }
 }
 
-class ApiError extends Error {
-  constructor(
-    readonly param: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 function headerSafe(s: string): string {
   return s.replace(/[\r\n\u0000]/g, ' ').slice(0, 1024);

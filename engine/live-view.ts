@@ -9,13 +9,23 @@
  */
 import type { LiveResult, ResultField } from './subjects.js';
 
-interface Entry {
-  latest: LiveResult;
-  lastFinal: LiveResult | null;
+/** What the view needs of a result: its identity and window; ranked fields are read by name. */
+export interface ViewResult {
+  metric: string;
+  key: string;
+  window: string;
+  start: number;
+  end: number;
+  final: boolean;
 }
 
-interface MetricView {
-  keys: Map<string, Entry>;
+interface Entry<R extends ViewResult> {
+  latest: R;
+  lastFinal: R | null;
+}
+
+interface MetricView<R extends ViewResult> {
+  keys: Map<string, Entry<R>>;
   version: number;
   /** Highest window start seen, and highest start that has fired. */
   maxStart: number;
@@ -26,29 +36,33 @@ interface MetricView {
 
 export type TopScope = 'current' | 'final';
 
-export interface TopQuery {
+export interface TopQuery<F extends string = ResultField> {
   metric: string;
   window: string;
-  by: ResultField;
+  by: F;
   k: number;
   order: 'desc' | 'asc';
   /** current: the newest window (partial figures while it is open); final: the newest window that fired. */
   scope: TopScope;
 }
 
-export interface TopAnswer {
+export interface TopAnswer<R extends ViewResult = LiveResult> {
   window: string;
   /** Start of the ranked window, or null when the metric has no results in scope. */
   start: number | null;
   final: boolean;
   /** Keys in scope (before cutting to k). */
   candidates: number;
-  entries: LiveResult[];
+  entries: R[];
 }
 
-export class LiveView {
-  private readonly windows = new Map<string, Map<string, MetricView>>();
-  private readonly topCache = new Map<string, { version: number; k: number; answer: TopAnswer }>();
+/**
+ * Generic over the result shape: the default pipeline's LiveResult, or a declared pipeline's
+ * flat result with its own fields (`F` names the fields top-K may rank by).
+ */
+export class LiveView<R extends ViewResult = LiveResult, F extends string = ResultField> {
+  private readonly windows = new Map<string, Map<string, MetricView<R>>>();
+  private readonly topCache = new Map<string, { version: number; k: number; answer: TopAnswer<R> }>();
   private keys = 0;
   /**
    * One counter for every metric view: a view that is dropped and created again never reuses a
@@ -62,12 +76,12 @@ export class LiveView {
     return this.keys;
   }
 
-  update(r: LiveResult): void {
+  update(r: R): void {
     this.updates++;
     let metrics = this.windows.get(r.window);
     if (!metrics) this.windows.set(r.window, (metrics = new Map()));
     let mv = metrics.get(r.metric);
-    if (!mv) metrics.set(r.metric, (mv = { keys: new Map(), version: 0, maxStart: -Infinity, maxFinalStart: -Infinity, minEnd: Infinity }));
+    if (!mv) metrics.set(r.metric, (mv = { keys: new Map<string, Entry<R>>(), version: 0, maxStart: -Infinity, maxFinalStart: -Infinity, minEnd: Infinity }));
     mv.version = ++this.version;
     if (r.start > mv.maxStart) mv.maxStart = r.start;
     if (r.final && r.start > mv.maxFinalStart) mv.maxFinalStart = r.start;
@@ -84,8 +98,8 @@ export class LiveView {
   }
 
   /** The newest result of (metric, key) for each window, or for one window. */
-  latest(metric: string, key: string, window?: string): LiveResult[] {
-    const out: LiveResult[] = [];
+  latest(metric: string, key: string, window?: string): R[] {
+    const out: R[] = [];
     for (const [name, metrics] of this.windows) {
       if (window !== undefined && name !== window) continue;
       const e = metrics.get(metric)?.keys.get(key);
@@ -95,8 +109,8 @@ export class LiveView {
   }
 
   /** The newest fired result of (metric, key) for each window, or for one window. */
-  latestFinal(metric: string, key: string, window?: string): LiveResult[] {
-    const out: LiveResult[] = [];
+  latestFinal(metric: string, key: string, window?: string): R[] {
+    const out: R[] = [];
     for (const [name, metrics] of this.windows) {
       if (window !== undefined && name !== window) continue;
       const e = metrics.get(metric)?.keys.get(key);
@@ -112,7 +126,7 @@ export class LiveView {
     return out;
   }
 
-  topK(q: TopQuery): TopAnswer {
+  topK(q: TopQuery<F>): TopAnswer<R> {
     const mv = this.windows.get(q.window)?.get(q.metric);
     if (!mv) return { window: q.window, start: null, final: q.scope === 'final', candidates: 0, entries: [] };
     const cacheKey = `${q.window}\u0001${q.metric}\u0001${q.by}\u0001${q.order}\u0001${q.scope}`;
@@ -122,19 +136,19 @@ export class LiveView {
     }
     const start = q.scope === 'final' ? mv.maxFinalStart : mv.maxStart;
     const sign = q.order === 'desc' ? 1 : -1;
-    const heap = new BoundedHeap(q.k);
+    const heap = new BoundedHeap<R>(q.k);
     let candidates = 0;
     if (Number.isFinite(start)) {
       for (const e of mv.keys.values()) {
         const r = q.scope === 'final' ? e.lastFinal : e.latest;
         if (!r || r.start !== start) continue;
-        const v = r[q.by];
-        if (v === null || v === undefined) continue;
+        const v = (r as unknown as Record<string, unknown>)[q.by];
+        if (typeof v !== 'number' || Number.isNaN(v)) continue;
         candidates++;
         heap.offer(sign * v, r);
       }
     }
-    const answer: TopAnswer = { window: q.window, start: Number.isFinite(start) ? start : null, final: q.scope === 'final', candidates, entries: heap.sortedDesc() };
+    const answer: TopAnswer<R> = { window: q.window, start: Number.isFinite(start) ? start : null, final: q.scope === 'final', candidates, entries: heap.sortedDesc() };
     if (this.topCache.size > 10_000) this.topCache.clear();
     this.topCache.set(cacheKey, { version: mv.version, k: q.k, answer });
     return answer;
@@ -179,9 +193,9 @@ export class LiveView {
 }
 
 /** A min-heap of the k largest scores seen; ties keep the earlier key order stable by key name. */
-class BoundedHeap {
+class BoundedHeap<R extends ViewResult> {
   private readonly scores: number[] = [];
-  private readonly items: LiveResult[] = [];
+  private readonly items: R[] = [];
   constructor(private readonly k: number) {}
 
   private less(i: number, j: number): boolean {
@@ -196,7 +210,7 @@ class BoundedHeap {
     [this.items[i], this.items[j]] = [this.items[j], this.items[i]];
   }
 
-  offer(score: number, item: LiveResult): void {
+  offer(score: number, item: R): void {
     if (this.k <= 0) return;
     if (this.scores.length < this.k) {
       this.scores.push(score);
@@ -229,7 +243,7 @@ class BoundedHeap {
     }
   }
 
-  sortedDesc(): LiveResult[] {
+  sortedDesc(): R[] {
     const idx = this.scores.map((_, i) => i);
     idx.sort((a, b) => this.scores[b] - this.scores[a] || (this.items[a].key < this.items[b].key ? -1 : this.items[a].key > this.items[b].key ? 1 : 0));
     return idx.map((i) => this.items[i]);

@@ -1,0 +1,144 @@
+/**
+ * QuestDB tables of declared pipelines:
+ *   weir_p_<pipeline>: one row per (window start, key, window name), upserted as the window's
+ *     result changes (partials, firings, corrections, rolling updates). Columns: the pipeline's
+ *     output fields as DOUBLE, plus final, revision and emitted_at.
+ *   weir_alerts: alert transitions of every pipeline (firing, resolved).
+ * Both are WAL tables with DEDUP UPSERT KEYS, so writing a row again (a retry, or a replay after a
+ * restart) never duplicates it.
+ */
+import { Sender } from '@questdb/nodejs-client';
+import { ilpConfig, questdbExec } from '../sink/questdb.js';
+
+export interface ResultRow {
+  key: string;
+  /** Window name: the size for tumbling/sliding ('10s'), 'session', the rolling size ('7d'), 'global'. */
+  window: string;
+  start: number;
+  end: number;
+  final: boolean;
+  revision: number;
+  emittedAt: number;
+  fields: Record<string, number | null>;
+}
+
+export interface AlertEvent {
+  pipeline: string;
+  rule: string;
+  key: string;
+  state: 'firing' | 'resolved';
+  severity: 'info' | 'warning' | 'critical';
+  field: string;
+  value: number;
+  threshold: number;
+  /** Event time the condition started to hold (firing) or stopped (resolved). */
+  since: number;
+  /** Event time of the transition. */
+  at: number;
+}
+
+const IDENT = /^[a-z_][a-z0-9_]*$/;
+
+export const pipelineTable = (pipeline: string) => `weir_p_${pipeline}`;
+export const ALERTS_TABLE = 'weir_alerts';
+
+export function pipelineTableDdl(pipeline: string, columns: readonly string[]): string {
+  const table = pipelineTable(pipeline);
+  if (!IDENT.test(table)) throw new Error(`bad pipeline table name ${table}`);
+  for (const c of columns) if (!IDENT.test(c)) throw new Error(`bad column name ${c} in pipeline ${pipeline}`);
+  const cols = columns.map((c) => `${c} DOUBLE`).join(', ');
+  return (
+    `CREATE TABLE IF NOT EXISTS ${table} (ts TIMESTAMP, key SYMBOL CAPACITY 65536 CACHE, window SYMBOL CAPACITY 64 CACHE, ` +
+    `window_end TIMESTAMP, final BOOLEAN, revision LONG, emitted_at TIMESTAMP${cols ? ', ' + cols : ''}) ` +
+    `TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, key, window)`
+  );
+}
+
+export const ALERTS_DDL =
+  `CREATE TABLE IF NOT EXISTS ${ALERTS_TABLE} (ts TIMESTAMP, pipeline SYMBOL, rule SYMBOL, key SYMBOL CAPACITY 65536 CACHE, ` +
+  `state SYMBOL, severity SYMBOL, field SYMBOL, value DOUBLE, threshold DOUBLE, since TIMESTAMP) ` +
+  `TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, pipeline, rule, key, state)`;
+
+/**
+ * Buffers the rows of one pipeline and its alert transitions, and writes them in one ILP/HTTP
+ * request per flush. Rows stay buffered until QuestDB acknowledges them; the newest result of a
+ * (start, key, window) replaces an older buffered one.
+ */
+export class PipelineWriter {
+  private rows = new Map<string, ResultRow>();
+  private alerts: AlertEvent[] = [];
+  private constructor(
+    private readonly sender: Sender,
+    private readonly table: string,
+    private readonly columns: readonly string[],
+  ) {}
+
+  static async open(httpBase: string, pipeline: string, columns: readonly string[]): Promise<PipelineWriter> {
+    await questdbExec(httpBase, pipelineTableDdl(pipeline, columns));
+    await questdbExec(httpBase, ALERTS_DDL);
+    return new PipelineWriter(await Sender.fromConfig(ilpConfig(httpBase)), pipelineTable(pipeline), columns);
+  }
+
+  add(row: ResultRow): void {
+    this.rows.set(`${row.start}\u0000${row.key}\u0000${row.window}`, row);
+  }
+
+  addAlert(a: AlertEvent): void {
+    this.alerts.push(a);
+  }
+
+  get pending(): number {
+    return this.rows.size + this.alerts.length;
+  }
+
+  async flush(): Promise<number> {
+    if (this.rows.size === 0 && this.alerts.length === 0) return 0;
+    const rows = this.rows;
+    const alerts = this.alerts;
+    this.rows = new Map();
+    this.alerts = [];
+    try {
+      for (const r of rows.values()) {
+        this.sender
+          .table(this.table)
+          .symbol('key', r.key)
+          .symbol('window', r.window)
+          .timestampColumn('window_end', r.end, 'ms')
+          .booleanColumn('final', r.final)
+          .intColumn('revision', r.revision)
+          .timestampColumn('emitted_at', r.emittedAt, 'ms');
+        for (const c of this.columns) {
+          const v = r.fields[c];
+          if (v !== null && v !== undefined && Number.isFinite(v)) this.sender.floatColumn(c, v);
+        }
+        await this.sender.at(r.start, 'ms');
+      }
+      for (const a of alerts) {
+        this.sender
+          .table(ALERTS_TABLE)
+          .symbol('pipeline', a.pipeline)
+          .symbol('rule', a.rule)
+          .symbol('key', a.key)
+          .symbol('state', a.state)
+          .symbol('severity', a.severity)
+          .symbol('field', a.field)
+          .floatColumn('value', a.value)
+          .floatColumn('threshold', a.threshold)
+          .timestampColumn('since', a.since, 'ms');
+        await this.sender.at(a.at, 'ms');
+      }
+      await this.sender.flush();
+      return rows.size + alerts.length;
+    } catch (err) {
+      this.sender.reset();
+      for (const [id, row] of this.rows) rows.set(id, row);
+      this.rows = rows;
+      this.alerts = [...alerts, ...this.alerts];
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.sender.close();
+  }
+}
