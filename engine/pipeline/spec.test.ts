@@ -65,6 +65,8 @@ describe('pipeline files', () => {
       [{ ...base(), alerts: [{ name: 'slow', field: 'lat_p95', op: '>', threshold: 5, resolve: 6 }] }, /alerts\.0\.resolve: resolve \(6\) must be on the clear side/],
       [{ ...base(), alerts: [{ name: 'a', field: 'n', op: '>', threshold: 1 }, { name: 'a', field: 'n', op: '<', threshold: 0 }] }, /alerts\.1\.name: alert name "a" is used twice/],
       [{ ...base(), sinks: { table: false, live: false } }, /sinks: a pipeline with neither/],
+      [{ ...base(), aggregates: { key: { fn: 'count' } } }, /aggregates\.key: "key" is reserved/],
+      [{ ...base(), score: { components: { window: { n: 1 } }, profiles: { p: { window: 1 } } } }, /score\.components\.window: "window" is reserved/],
     ];
     for (const [input, re] of cases) expect(problems(input), re.source).toMatch(re);
     // every problem at once, not only the first

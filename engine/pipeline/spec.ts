@@ -195,9 +195,17 @@ export function aggregateColumns(name: string, a: { fn: string; q?: unknown }): 
   return qs.map((q) => `${name}_${quantileName(q)}`);
 }
 
+/** Names a result already uses for its identity: an aggregate, component or profile may not take them. */
+export const RESERVED_FIELDS = ['pipeline', 'metric', 'key', 'window', 'start', 'end', 'final', 'revision', 'emitted_at', 'emittedat', 'ts', 'window_end', 'trend_pct', 'trend_dir'];
+
 function crossCheck(spec: z.output<typeof pipelineObject>, ctx: z.RefinementCtx) {
   const fields = new Set(Object.entries(spec.aggregates).flatMap(([n, a]) => aggregateColumns(n, a)));
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  const reserved = (path: (string | number)[], n: string) => RESERVED_FIELDS.includes(n) && issue(path, `"${n}" is reserved (${RESERVED_FIELDS.join(', ')})`);
+  for (const n of Object.keys(spec.aggregates)) reserved(['aggregates', n], n);
+  for (const c of fields) if (!Object.hasOwn(spec.aggregates, c)) reserved(['aggregates'], c);
+  for (const n of Object.keys(spec.score?.components ?? {})) reserved(['score', 'components', n], n);
+  for (const n of Object.keys(spec.score?.profiles ?? {})) reserved(['score', 'profiles', n], n);
   const w = spec.window;
   if (w.type === 'sliding') {
     if (w.slide > w.size) issue(['window', 'slide'], `slide (${w.slide} ms) must not exceed size (${w.size} ms)`);
