@@ -427,9 +427,18 @@ export class WeirService {
     return out;
   }
 
+  /**
+   * The default pipeline's results are per metric; a declared pipeline's results are per key,
+   * under the pipeline's own name as their metric, so `metric` may be left out for one.
+   */
+  private liveMetric(q: Q, pipeline: string): string {
+    const declared = pipeline !== this.config.pipeline.name;
+    return metricParam(q, !declared) ?? pipeline;
+  }
+
   async latest(q: Q): Promise<{ results: LiveResult[] }> {
     const pipeline = this.pipelineParam(q);
-    const metric = metricParam(q)!;
+    const metric = this.liveMetric(q, pipeline);
     const key = keyParam(q)!;
     const window = strParam(q, 'window', { max: 16 });
     const final = q.final === true || q.final === 'true';
@@ -438,11 +447,15 @@ export class WeirService {
 
   async topK(q: Q): Promise<TopAnswer & { metric: string; by: string; order: string }> {
     const pipeline = this.pipelineParam(q);
-    const metric = metricParam(q)!;
+    const declared = pipeline !== this.config.pipeline.name;
+    const metric = this.liveMetric(q, pipeline);
     const windows = this.config.pipeline.windows;
-    const window = strParam(q, 'window', { max: 16 }) ?? [...windows].sort((a, b) => a.size - b.size)[0].name;
-    const by = strParam(q, 'by') ?? 'count';
-    if (!(RESULT_FIELDS as readonly string[]).includes(by)) throw new BadRequest('by', `by must be one of ${RESULT_FIELDS.join(', ')}, got "${by}"`);
+    // A declared pipeline knows its own windows and fields: the engine side checks them.
+    const window = strParam(q, 'window', { max: 16, required: declared }) ?? [...windows].sort((a, b) => a.size - b.size)[0].name;
+    const by = strParam(q, 'by', { required: declared }) ?? 'count';
+    if (declared) {
+      if (!/^[a-z][a-z0-9_]{0,47}$/.test(by)) throw new BadRequest('by', `by must be a field name of pipeline ${pipeline}, got "${by}"`);
+    } else if (!(RESULT_FIELDS as readonly string[]).includes(by)) throw new BadRequest('by', `by must be one of ${RESULT_FIELDS.join(', ')}, got "${by}"`);
     const k = intParam(q, 'k', 10, 1, this.config.gateway.limits.maxTopK);
     const order = strParam(q, 'order') ?? 'desc';
     if (order !== 'asc' && order !== 'desc') throw new BadRequest('order', `order must be asc or desc, got "${order}"`);

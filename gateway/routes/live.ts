@@ -11,10 +11,10 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         summary: 'The newest window result of (metric, key), per window or for one window, from the engine (partial while the window is open)',
         querystring: {
           type: 'object',
-          required: ['metric', 'key'],
+          required: ['key'],
           additionalProperties: false,
           properties: {
-            metric: metricProp,
+            metric: { ...metricProp, description: 'required for the default pipeline; a declared pipeline defaults to its own name' },
             key: keyProp,
             window: windowProp,
             pipeline: pipelineProp,
@@ -36,12 +36,11 @@ export async function liveRoutes(app: FastifyInstance): Promise<void> {
         summary: 'Top-K keys of a metric by an aggregate of the newest window (current = open window, partial; final = newest fired window)',
         querystring: {
           type: 'object',
-          required: ['metric'],
           additionalProperties: false,
           properties: {
-            metric: metricProp,
-            window: { ...windowProp, description: 'default: the smallest window' },
-            by: { ...byProp, description: 'aggregate to rank by (default count)' },
+            metric: { ...metricProp, description: 'required for the default pipeline; a declared pipeline defaults to its own name' },
+            window: { ...windowProp, description: 'default: the smallest window (required for a declared pipeline)' },
+            by: { ...byProp, description: 'field to rank by (default count; required for a declared pipeline)' },
             k: { type: 'integer', minimum: 1, description: 'default 10' },
             order: { type: 'string', enum: ['desc', 'asc'] },
             scope: { type: 'string', enum: ['current', 'final'] },

@@ -39,6 +39,8 @@ export const pointSchema = {
 
 export const liveResultSchema = {
   type: 'object',
+  // A declared pipeline's results carry its own fields (see docs/pipelines.md).
+  additionalProperties: { type: ['number', 'null'] },
   properties: {
     pipeline: { type: 'string' },
     metric: { type: 'string' },
@@ -64,4 +66,8 @@ export const liveResultSchema = {
   },
 } as const;
 
-export const byProp = { type: 'string', enum: [...RESULT_FIELDS] } as const;
+export const byProp = {
+  type: 'string',
+  pattern: '^[a-z][a-z0-9_]{0,47}$',
+  description: `default pipeline: one of ${RESULT_FIELDS.join(', ')}; a declared pipeline: any of its fields`,
+} as const;
