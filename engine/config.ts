@@ -139,6 +139,18 @@ export const configSchema = z
         liveTimeout: duration('gateway.liveTimeout').prefault('2s'),
       })
       .prefault({}),
+    /** Declared pipelines (docs/pipelines.md) run beside the default pipeline. */
+    pipelines: z
+      .object({
+        /** Directory of pipeline files (YAML or JSON). */
+        dir: z.string().default('config/pipelines'),
+        /** Names of the pipelines to run; empty runs none. WEIR_PIPELINES=films,bridge_ops or "all". */
+        run: z.union([z.literal('all'), z.array(z.string())]).default([]),
+        /** Processing-time tick of every pipeline: early triggers, debounce, idle watermark. */
+        tick: duration('pipelines.tick').prefault('250ms'),
+      })
+      .strict()
+      .prefault({}),
     /** How often windows rows are flushed to QuestDB and the commit point advanced. */
     flushInterval: duration('flushInterval').prefault('500ms'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),
@@ -200,5 +212,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Weir
     fromEnv[field] = n;
   }
   if (env.WEIR_LOG_LEVEL) fromEnv.logLevel = env.WEIR_LOG_LEVEL;
+  if (env.WEIR_PIPELINES !== undefined || env.WEIR_PIPELINES_DIR !== undefined) {
+    const filePipelines = (fromFile.pipelines ?? {}) as Record<string, unknown>;
+    const run = env.WEIR_PIPELINES === undefined ? filePipelines.run : env.WEIR_PIPELINES.trim() === 'all' ? 'all' : env.WEIR_PIPELINES.split(',').map((x) => x.trim()).filter(Boolean);
+    fromEnv.pipelines = { ...filePipelines, ...(run !== undefined ? { run } : {}), ...(env.WEIR_PIPELINES_DIR ? { dir: env.WEIR_PIPELINES_DIR } : {}) };
+  }
   return parseConfig({ ...fromFile, ...fromEnv, ...overrides }, path ? `config (${path})` : 'config');
 }
