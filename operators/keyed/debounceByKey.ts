@@ -1,0 +1,145 @@
+import type { MonoTypeOperatorFunction, SchedulerLike } from 'rxjs';
+import { checkTimingOptions, DueHeap, keyedGate, type KeyedGate } from './gate.js';
+
+export interface DebounceOptions {
+  /** A key's burst ends once it has been quiet this long (ms); its last value is emitted then. */
+  waitMs: number;
+  /**
+   * Upper bound (ms, >= waitMs) on how long a value is held under a continuous stream: a pending
+   * value is emitted at most maxWaitMs after the burst started or after the key's previous
+   * emission. Default: no bound.
+   */
+  maxWaitMs?: number;
+  /** Emit the first value of a burst at once. Default false. */
+  leading?: boolean;
+  /** Emit the last value of a burst when it ends (if not already emitted as leading). Default true. */
+  trailing?: boolean;
+}
+
+interface Entry<T> {
+  key: string;
+  /** When to look at this key again; never later than its real deadline. */
+  due: number;
+  /** Time of the key's latest value. */
+  last: number;
+  /** Start of the burst, or time of the key's latest maxWait emission. */
+  anchor: number;
+  pending: boolean;
+  value: T | undefined;
+}
+
+/**
+ * Per-key debounce as a clock-free state machine (see `KeyedGate`). A key is waiting from its
+ * first value until its burst ends; then its entry is deleted, so state is bounded by the keys
+ * that had a value in the last max(waitMs, maxWaitMs) ms.
+ *
+ * Per key: a value when the key is not waiting starts a burst at t (anchor = t; emitted at once
+ * if `leading`, otherwise held). A value during a burst replaces the held one. The key's deadline
+ * is min(last + waitMs, anchor + maxWaitMs). At the deadline:
+ * - quiet (last + waitMs reached first, or at the same instant): the burst ends; the held value
+ *   is emitted if `trailing`; the entry is deleted;
+ * - maxWait reached: with `trailing`, the held value is emitted and anchor moves to now (the
+ *   burst goes on); without it the entry is deleted, so the next value is a leading edge.
+ * Timers run before values at the same instant: a value exactly waitMs after the previous one
+ * starts a new burst.
+ */
+export class KeyedDebounce<T> implements KeyedGate<T> {
+  private readonly entries = new Map<string, Entry<T>>();
+  private readonly heap = new DueHeap<Entry<T>>();
+  private readonly wait: number;
+  private readonly maxWait: number;
+  private readonly leading: boolean;
+  private readonly trailing: boolean;
+
+  constructor(opts: DebounceOptions) {
+    checkTimingOptions('debounceByKey', opts, { leading: false, trailing: true });
+    this.wait = opts.waitMs;
+    this.maxWait = opts.maxWaitMs ?? Infinity;
+    this.leading = opts.leading ?? false;
+    this.trailing = opts.trailing ?? true;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  offer(now: number, key: string, value: T, emit: (value: T, at: number) => void): void {
+    this.advance(now, emit);
+    const e = this.entries.get(key);
+    if (e) {
+      e.last = now;
+      e.pending = true;
+      e.value = value;
+      return;
+    }
+    const fresh: Entry<T> = { key, due: now + this.wait, last: now, anchor: now, pending: !this.leading, value: this.leading ? undefined : value };
+    this.entries.set(key, fresh);
+    this.heap.push(fresh);
+    if (this.leading) emit(value, now);
+  }
+
+  advance(now: number, emit: (value: T, at: number) => void): void {
+    const { heap, wait, maxWait } = this;
+    for (let e = heap.peek(); e !== undefined && e.due <= now; e = heap.peek()) {
+      const quietAt = e.last + wait;
+      const maxAt = e.anchor + maxWait;
+      const deadline = quietAt <= maxAt ? quietAt : maxAt;
+      if (deadline > e.due) {
+        e.due = deadline;
+        heap.siftDownTop();
+        continue;
+      }
+      if (quietAt <= maxAt || !this.trailing) {
+        heap.pop();
+        this.entries.delete(e.key);
+        if (this.trailing && e.pending) emit(e.value as T, deadline);
+        continue;
+      }
+      // maxWait reached under a continuous stream: emit and keep the burst going.
+      e.anchor = deadline;
+      e.due = Math.min(quietAt, deadline + maxWait);
+      heap.siftDownTop();
+      if (e.pending) {
+        const v = e.value as T;
+        e.pending = false;
+        e.value = undefined;
+        emit(v, deadline);
+      }
+    }
+  }
+
+  flush(now: number, emit: (value: T, at: number) => void): void {
+    this.advance(now, emit);
+    const trailing = this.trailing;
+    for (let e = this.heap.pop(); e !== undefined; e = this.heap.pop()) {
+      this.entries.delete(e.key);
+      if (trailing && e.pending) emit(e.value as T, now);
+    }
+  }
+
+  nextDue(): number {
+    return this.heap.peek()?.due ?? Infinity;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.heap.clear();
+  }
+}
+
+/**
+ * Debounces each key independently: a burst of values of one key (gaps shorter than waitMs)
+ * gives one emission, its last value, once the key has been quiet for waitMs; `maxWaitMs` bounds
+ * the delay under a continuous stream, `leading`/`trailing` choose the edges (lodash's
+ * `debounce` options; the differences are in docs/operators-keyed.md). Values of different keys
+ * never delay each other. On complete, held values are emitted at once, then complete follows;
+ * on error they are dropped.
+ *
+ * @example
+ * // one metrics recalculation per tutor burst, at most 30 s after the first session of a burst
+ * sessions$.pipe(debounceByKey((s) => s.tutorId, { waitMs: 2_000, maxWaitMs: 30_000 }))
+ */
+export function debounceByKey<T>(keyOf: (value: T) => string, opts: DebounceOptions, scheduler?: SchedulerLike): MonoTypeOperatorFunction<T> {
+  checkTimingOptions('debounceByKey', opts, { leading: false, trailing: true });
+  return keyedGate(() => new KeyedDebounce<T>(opts), keyOf, scheduler);
+}

@@ -1,0 +1,164 @@
+import { asyncScheduler, Observable, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+
+/**
+ * A per-key timing policy (debounce, throttle) as a clock-free state machine: the caller says
+ * what time it is. Due times of all keys share one heap, so the driver needs one timer however
+ * many keys are waiting.
+ *
+ * Contract: `offer` and `advance` first settle every deadline due at or before `now` (timers at
+ * an instant run before events at that instant), and emit in deadline order.
+ */
+export interface KeyedGate<T> {
+  /** Takes one value of `key` arriving at `now`; may emit at once (a leading edge). */
+  offer(now: number, key: string, value: T, emit: (value: T, at: number) => void): void;
+  /** Settles every deadline due at or before `now`. */
+  advance(now: number, emit: (value: T, at: number) => void): void;
+  /**
+   * Settles what is due at `now`, then emits at `now` what would still have been emitted later
+   * (held trailing values) and forgets every key.
+   */
+  flush(now: number, emit: (value: T, at: number) => void): void;
+  /** Earliest instant `advance` may have work to do; Infinity when no key is waiting. */
+  nextDue(): number;
+  /** Keys with state (waiting for a deadline). */
+  readonly size: number;
+  /** Forgets every key without emitting. */
+  clear(): void;
+}
+
+/** Key state kept in a `DueHeap`: `due` may lag behind the real deadline, never run ahead of it. */
+export interface Due {
+  due: number;
+}
+
+/** A binary min-heap on `due`. Only the top is ever moved, so entries need no index. */
+export class DueHeap<E extends Due> {
+  private items: E[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): E | undefined {
+    return this.items[0];
+  }
+
+  push(e: E): void {
+    const a = this.items;
+    let i = a.length;
+    a.push(e);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p].due <= e.due) break;
+      a[i] = a[p];
+      i = p;
+    }
+    a[i] = e;
+  }
+
+  pop(): E | undefined {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      this.siftDownTop();
+    }
+    return top;
+  }
+
+  /** Restores heap order after the top entry's `due` grew. */
+  siftDownTop(): void {
+    const a = this.items;
+    const n = a.length;
+    if (n === 0) return;
+    const e = a[0];
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && a[c + 1].due < a[c].due) c++;
+      if (a[c].due >= e.due) break;
+      a[i] = a[c];
+      i = c;
+    }
+    a[i] = e;
+  }
+
+  clear(): void {
+    this.items = [];
+  }
+}
+
+/**
+ * Runs a `KeyedGate` as an RxJS operator: one scheduled action at the earliest due time of any
+ * key, re-armed after every event and every firing. On complete, deadlines already due are
+ * settled, then pending values are flushed (see `KeyedGate.flush`), then complete propagates. On
+ * error, pending values are dropped and the error propagates. Unsubscribing drops everything.
+ */
+export function keyedGate<T>(create: () => KeyedGate<T>, keyOf: (value: T) => string, scheduler: SchedulerLike = asyncScheduler): MonoTypeOperatorFunction<T> {
+  return (source) =>
+    new Observable<T>((destination) => {
+      const gate = create();
+      let armed: Subscription | null = null;
+      let armedAt = Infinity;
+      const emit = (value: T) => destination.next(value);
+      const disarm = () => {
+        armed?.unsubscribe();
+        armed = null;
+        armedAt = Infinity;
+      };
+      const rearm = () => {
+        const due = gate.nextDue();
+        if (due === armedAt) return;
+        disarm();
+        if (due === Infinity) return;
+        armedAt = due;
+        armed = scheduler.schedule(fire, Math.max(0, due - scheduler.now()));
+      };
+      // Timers can fire a little early against scheduler.now() (wall clock vs monotonic): then
+      // advance settles nothing and rearm schedules the remainder.
+      const fire = () => {
+        armed = null;
+        armedAt = Infinity;
+        gate.advance(scheduler.now(), emit);
+        rearm();
+      };
+      const subscription = source.subscribe({
+        next(value) {
+          let key: string;
+          try {
+            key = keyOf(value);
+          } catch (err) {
+            destination.error(err);
+            return;
+          }
+          gate.offer(scheduler.now(), key, value, emit);
+          rearm();
+        },
+        error(err) {
+          disarm();
+          gate.clear();
+          destination.error(err);
+        },
+        complete() {
+          disarm();
+          gate.flush(scheduler.now(), emit);
+          destination.complete();
+        },
+      });
+      return () => {
+        subscription.unsubscribe();
+        disarm();
+        gate.clear();
+      };
+    });
+}
+
+/** Throws a descriptive Error unless the timing options are usable. */
+export function checkTimingOptions(op: string, opts: { waitMs: number; maxWaitMs?: number; leading?: boolean; trailing?: boolean }, defaults: { leading: boolean; trailing: boolean }): void {
+  if (!(Number.isFinite(opts.waitMs) && opts.waitMs > 0)) throw new Error(`${op}: waitMs must be a positive finite number of ms, got ${opts.waitMs}`);
+  if (opts.maxWaitMs !== undefined && !(opts.maxWaitMs >= opts.waitMs && opts.maxWaitMs < Infinity))
+    throw new Error(`${op}: maxWaitMs must be a finite number of ms >= waitMs (${opts.waitMs}), got ${opts.maxWaitMs}`);
+  if (!(opts.leading ?? defaults.leading) && !(opts.trailing ?? defaults.trailing)) throw new Error(`${op}: leading and trailing are both false, so nothing would ever be emitted`);
+}
