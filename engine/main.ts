@@ -1,17 +1,22 @@
 /**
  * `npm start`: runs the engine and the HTTP gateway against existing servers named by the
  * environment (WEIR_NATS_URL, WEIR_QUESTDB_HTTP, WEIR_QUESTDB_PG, WEIR_HTTP_PORT, WEIR_GRPC_PORT,
- * WEIR_CONFIG). It never provisions anything. SIGTERM/SIGINT: stop pulling, flush, commit, exit 0.
+ * WEIR_CONFIG), plus the declared pipelines named by WEIR_PIPELINES (docs/pipelines.md). It never
+ * provisions anything. SIGTERM/SIGINT: stop pulling, flush, commit, exit 0.
  */
 import pino from 'pino';
-import { loadConfig } from './config.js';
+import { loadConfig, type WeirConfig } from './config.js';
 import { Engine } from './engine.js';
 import { startGateway, type Gateway } from '../gateway/server.js';
 import { questdbPool } from '../gateway/questdb.js';
+import path from 'node:path';
+import { loadPipelineDir } from './pipeline/load.js';
+import { PipelineRunner } from './pipeline/runner.js';
+import type { PipelineSpec } from './pipeline/spec.js';
 
 const log = pino({ name: 'weir', level: process.env.WEIR_LOG_LEVEL ?? 'info' });
 
-let config;
+let config: WeirConfig;
 try {
   config = loadConfig();
 } catch (err) {
@@ -33,6 +38,7 @@ async function shutdown(signal: string, code = 0) {
       process.exit(1);
     }, 60_000);
     await gateway?.close().catch(() => undefined);
+    await Promise.all(runners.map((r) => r.stop().catch((err) => log.error({ err, pipeline: r.name }, 'pipeline stop failed'))));
     await engine.stop().catch((err) => log.error({ err }, 'engine stop failed'));
     await pool.end().catch(() => undefined);
     clearTimeout(guard);
@@ -45,13 +51,51 @@ async function shutdown(signal: string, code = 0) {
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 
+/** The declared pipelines named by config.pipelines.run (WEIR_PIPELINES), validated before anything starts. */
+function chosenPipelines(): PipelineSpec[] {
+  const run = config.pipelines.run;
+  if (run !== 'all' && run.length === 0) return [];
+  const specs = loadPipelineDir(path.resolve(config.pipelines.dir));
+  if (run === 'all') return specs;
+  return run.map((name) => {
+    const spec = specs.find((s) => s.name === name);
+    if (!spec) throw new Error(`WEIR_PIPELINES names "${name}", but ${config.pipelines.dir} has only ${specs.map((s) => s.name).join(', ')}`);
+    return spec;
+  });
+}
+
+const runners: PipelineRunner[] = [];
+let pipelineSpecs: PipelineSpec[];
+try {
+  pipelineSpecs = chosenPipelines();
+} catch (err) {
+  log.fatal((err as Error).message);
+  process.exit(2);
+}
+
 let gateway: Gateway | undefined;
 try {
   await engine.start((err) => void shutdown(`fatal: ${err.message}`, 1));
+  for (const spec of pipelineSpecs)
+    runners.push(
+      await PipelineRunner.start({
+        spec,
+        natsUrl: config.natsUrl,
+        questdbHttp: config.questdbHttp,
+        stream: config.stream.name,
+        limits: { ...config.limits, maxFutureMs: config.pipeline.maxFuture },
+        maxOutOfOrdernessMs: config.pipeline.maxOutOfOrderness,
+        idleTimeoutMs: config.pipeline.idleTimeout,
+        flushIntervalMs: config.flushInterval,
+        tickMs: config.pipelines.tick,
+        log: log.child({ part: 'pipeline', pipeline: spec.name }),
+      }),
+    );
   gateway = await startGateway({ config, pool, engine, log: log.child({ part: 'gateway' }) });
   log.info({ http: `http://${config.httpHost}:${gateway.httpPort}`, grpc: `${config.httpHost}:${gateway.grpcPort}`, nats: config.natsUrl, questdb: config.questdbHttp, workers: config.workers }, 'weir is running');
 } catch (err) {
   log.fatal({ err }, 'start failed');
+  await Promise.all(runners.map((r) => r.stop().catch(() => undefined)));
   await engine.stop().catch(() => undefined);
   process.exit(1);
 }
