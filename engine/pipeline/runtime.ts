@@ -12,7 +12,7 @@ import { TumblingWindows } from '../../operators/windows/tumbling.js';
 import type { Sample } from '../../operators/sample.js';
 import type { Aggregator } from '../../operators/aggregate.js';
 import type { ViewResult } from '../live-view.js';
-import type { AlertEvent } from './sink.js';
+import type { AlertEvent, ResultRow } from './sink.js';
 import { compositeAggregator, type Columns } from './composite.js';
 import type { PipelineSpec } from './spec.js';
 
@@ -33,15 +33,8 @@ export interface RuntimeOutput {
   alerts: AlertEvent[];
 }
 
-interface WindowOut {
-  key: string;
-  window: string;
-  start: number;
-  end: number;
-  final: boolean;
-  revision: number;
-  columns: Columns;
-}
+/** A window stage's output: a row's identity (sink.ts ResultRow) and its columns. */
+type WindowOut = Omit<ResultRow, 'emittedAt' | 'fields'> & { columns: Columns };
 
 interface WindowStage {
   readonly names: string[];

@@ -202,7 +202,8 @@ function keyInRange(key: number, lnGamma: number): boolean {
   return key * lnGamma <= Math.log(Number.MAX_VALUE) + lnGamma && key * lnGamma >= Math.log(MIN_INDEXABLE) - lnGamma;
 }
 
-function readStore(r: ByteReader, into: Map<number, number>, lnGamma: number): number {
+/** Reads one store, validating it, and hands each (key, count) to `add`; returns the total count. */
+function readStore(r: ByteReader, add: (key: number, count: number) => void, lnGamma: number): number {
   const n = r.uvar();
   let key = 0;
   let total = 0;
@@ -214,7 +215,7 @@ function readStore(r: ByteReader, into: Map<number, number>, lnGamma: number): n
     if (!keyInRange(key, lnGamma)) throw new Error(`ddsketch: bucket key ${key} is out of range`);
     const c = r.uvar();
     if (c === 0) throw new Error('ddsketch: empty bucket in encoded sketch');
-    into.set(key, c);
+    add(key, c);
     total += c;
   }
   return total;
@@ -236,7 +237,7 @@ export function sketchFromBytes(bytes: Uint8Array): DDSketch {
   if (version !== VERSION) throw new Error(`ddsketch: unknown sketch version ${version}`);
   const s = createSketch(r.f64());
   s.zeros = r.uvar();
-  s.count = s.zeros + readStore(r, s.pos, s.lnGamma) + readStore(r, s.neg, s.lnGamma);
+  s.count = s.zeros + readStore(r, (k, c) => s.pos.set(k, c), s.lnGamma) + readStore(r, (k, c) => s.neg.set(k, c), s.lnGamma);
   if (!r.done()) throw new Error('ddsketch: trailing bytes after sketch');
   return s;
 }
@@ -314,6 +315,8 @@ export class SketchAccumulator {
   private readonly neg = new DenseStore();
   /** Encoded sketches merged so far. */
   merged = 0;
+  private readonly addPos = (k: number, c: number) => this.pos.add(k, c);
+  private readonly addNeg = (k: number, c: number) => this.neg.add(k, c);
 
   addBase64(text: string): void {
     if (!BASE64_RE.test(text)) throw new Error('ddsketch: sketch is not base64');
@@ -333,28 +336,11 @@ export class SketchAccumulator {
       throw new Error(`ddsketch: cannot merge relative accuracy ${this.alpha} with ${alpha}`);
     }
     const zeros = r.uvar();
-    const n = zeros + this.readInto(r, this.pos) + this.readInto(r, this.neg);
+    const n = zeros + readStore(r, this.addPos, this.lnGamma) + readStore(r, this.addNeg, this.lnGamma);
     if (!r.done()) throw new Error('ddsketch: trailing bytes after sketch');
     this.zeros += zeros;
     this.count += n;
     this.merged++;
-  }
-
-  private readInto(r: ByteReader, store: DenseStore): number {
-    const n = r.uvar();
-    let key = 0;
-    let total = 0;
-    for (let i = 0; i < n; i++) {
-      const delta = r.svar();
-      if (i > 0 && delta <= 0) throw new Error('ddsketch: bucket keys out of order or repeated');
-      key += delta;
-      if (!keyInRange(key, this.lnGamma)) throw new Error(`ddsketch: bucket key ${key} is out of range`);
-      const c = r.uvar();
-      if (c === 0) throw new Error('ddsketch: empty bucket in encoded sketch');
-      store.add(key, c);
-      total += c;
-    }
-    return total;
   }
 
   /** The merged sketch, or null when nothing was added. */
