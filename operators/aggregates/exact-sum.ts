@@ -81,7 +81,7 @@ export function sumScale(s: ExactSum, k: number): ExactSum {
   return s;
 }
 
-/** The exact total, correctly rounded to a double (NaN after overflow). */
+/** The exact total, correctly rounded to a double (NaN after overflow); a zero total is +0. */
 export function sumValue(s: ExactSum): number {
   if (s.overflow) return NaN;
   const p = s.partials;
@@ -102,7 +102,7 @@ export function sumValue(s: ExactSum): number {
     const x = hi + y;
     if (y === x - hi) hi = x;
   }
-  return hi;
+  return hi + 0;
 }
 
 /** A copy that shares nothing with `s`. */
