@@ -9,7 +9,7 @@
  * (An arrival-order EWMA, s ← α·x + (1 − α)·s, would not: it depends on which sample came first.)
  *
  * How it stays exact: each sample's exponent tᵢ/halfLife is split into an integer part kᵢ and a
- * fraction fᵢ. The sample contributes 2^fᵢ·xᵢ and 2^fᵢ to two exact sums (exact-sum.ts) scaled to
+ * fraction fᵢ (from tᵢ mod halfLife, which is exact, so fᵢ keeps full precision at epoch times). The sample contributes 2^fᵢ·xᵢ and 2^fᵢ to two exact sums (exact-sum.ts) scaled to
  * a reference R = max kᵢ, i.e. multiplied by 2^(kᵢ − R). When a newer sample raises R, both sums
  * are multiplied by a power of two, which is exact. So the state is a function of the multiset
  * of samples, and the result is bit-identical in every order. The exception is underflow:
@@ -56,9 +56,12 @@ export function ewma(options: EwmaOptions): Aggregator<Sample, EwmaState, number
   return {
     create: () => ({ ref: -Infinity, num: emptySum(), den: emptySum() }),
     add(acc, s) {
-      const e = s.ts / h;
-      const k = Math.floor(e);
-      const w = 2 ** (e - k);
+      // ts = k·h + r with 0 <= r < h. Not via ts / h: at 1.7e12 ms that quotient keeps too few
+      // fraction bits (f would be off by ~1e-5 for h = 7.5 ms). `%` is exact (fmod).
+      let r = s.ts % h;
+      if (r < 0) r += h;
+      const k = Math.round((s.ts - r) / h);
+      const w = 2 ** (r / h);
       if (acc.ref === -Infinity) acc.ref = k;
       else if (k > acc.ref) rebase(acc, k);
       const scale = 2 ** (k - acc.ref);

@@ -113,12 +113,16 @@ export function agreesWithOracle<ACC, OUT>(
   oracle: (xs: readonly Sample[]) => OUT,
   check: Check<OUT> = exactly,
 ) {
-  return fc.property(stream, (xs) => check(agg.result(feed(agg, xs)), oracle(xs), xs));
+  return fc.property(stream, (xs) => {
+    check(agg.result(feed(agg, xs)), oracle(xs), xs);
+  });
 }
 
 /** Merging a random split along a random tree gives the single-pass answer (within `check`). */
 export function mergesLikeOnePass<ACC, OUT>(agg: Aggregator<Sample, ACC, OUT>, stream: fc.Arbitrary<Sample[]>, check: Check<OUT> = exactly) {
-  return fc.property(splitCase(stream), (c) => check(agg.result(mergeTree(agg, c)), agg.result(feed(agg, c.xs)), c.xs));
+  return fc.property(splitCase(stream), (c) => {
+    check(agg.result(mergeTree(agg, c)), agg.result(feed(agg, c.xs)), c.xs);
+  });
 }
 
 /** merge(a, b) leaves b's result and serialised state as they were. */
@@ -155,7 +159,9 @@ export function roundTrips<ACC, OUT>(agg: Aggregator<Sample, ACC, OUT>, stream: 
 export function arrivalOrderFree<ACC, OUT>(agg: Aggregator<Sample, ACC, OUT>, stream: fc.Arbitrary<Sample[]>) {
   return fc.property(
     stream.chain((xs) => fc.tuple(fc.constant(xs), fc.shuffledSubarray(xs, { minLength: xs.length, maxLength: xs.length }))),
-    ([xs, shuffled]) => deepStrictEqual(agg.result(feed(agg, shuffled)), agg.result(feed(agg, xs))),
+    ([xs, shuffled]) => {
+      deepStrictEqual(agg.result(feed(agg, shuffled)), agg.result(feed(agg, xs)));
+    },
   );
 }
 

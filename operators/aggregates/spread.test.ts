@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { stddev, variance } from './spread.js';
+import { agreesWithOracle, dyadic, expectMalformed, feed, garbage, mergeLeavesOther, mergesLikeOnePass, roundTrips, samples, survivesGarbage, type Check } from './testing/laws.js';
+import type { Sample } from '../sample.js';
+
+const RUNS = { numRuns: 120 };
+const values = (xs: readonly Sample[]) => xs.map((s) => s.value);
+
+/** Exact sample variance of dyadic values (x · 8 integral), by BigInt. */
+function exactVariance(xs: readonly number[]): number | null {
+  if (xs.length < 2) return null;
+  const n = BigInt(xs.length);
+  let s1 = 0n;
+  let s2 = 0n;
+  for (const x of xs) {
+    const k = BigInt(x * 8);
+    s1 += k;
+    s2 += k * k;
+  }
+  return Number(n * s2 - s1 * s1) / Number(n * (n - 1n)) / 64;
+}
+
+/** Values of moderate magnitude: Welford is accurate to ~1e-9 relative of the spread. */
+const moderate = fc.oneof(dyadic, fc.double({ min: -1e6, max: 1e6, noNaN: true }), fc.integer({ min: -100, max: 100 }));
+
+/** Two-pass variance with compensated sums: a precise oracle for general doubles. */
+function twoPass(xs: readonly number[]): number | null {
+  if (xs.length < 2) return null;
+  const fsum = (ys: readonly number[]) => {
+    let s = 0;
+    let c = 0;
+    for (const y of ys) {
+      const t = s + y;
+      c += Math.abs(s) >= Math.abs(y) ? s - t + y : y - t + s;
+      s = t;
+    }
+    return s + c;
+  };
+  const m = fsum(xs) / xs.length;
+  const d = xs.map((x) => x - m);
+  const corr = fsum(d);
+  return Math.max(0, (fsum(d.map((e) => e * e)) - (corr * corr) / xs.length) / (xs.length - 1));
+}
+
+const maxAbs = (xs: readonly number[]) => xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+
+/** Within 1e-9 relative of the expected variance, plus a floor scaled by max |x|². */
+const closeVariance: Check<number | null> = (actual, expected, xs) => {
+  if (expected === null || actual === null) return expect(actual).toBe(expected);
+  const tol = 1e-9 * expected + 1e-12 * maxAbs(values(xs)) ** 2;
+  if (!(Math.abs(actual - expected) <= tol)) throw new Error(`variance ${actual}, expected ${expected} (tolerance ${tol})`);
+};
+const closeStddev: Check<number | null> = (actual, expected, xs) => {
+  if (expected === null || actual === null) return expect(actual).toBe(expected);
+  const tol = 1e-9 * expected + 1e-6 * maxAbs(values(xs));
+  if (!(Math.abs(actual - expected) <= tol)) throw new Error(`stddev ${actual}, expected ${expected} (tolerance ${tol})`);
+};
+
+describe('variance', () => {
+  it('matches the exact variance of dyadic values (null below two samples)', () =>
+    fc.assert(agreesWithOracle(variance, samples({ value: dyadic }), (xs) => exactVariance(values(xs)), closeVariance), RUNS));
+  it('matches a compensated two-pass variance of general values', () =>
+    fc.assert(agreesWithOracle(variance, samples({ value: moderate }), (xs) => twoPass(values(xs)), closeVariance), RUNS));
+  it('merges (Chan) like one pass, within rounding', () => fc.assert(mergesLikeOnePass(variance, samples({ value: moderate }), closeVariance), RUNS));
+  it('merge leaves the other side alone', () => fc.assert(mergeLeavesOther(variance, samples()), RUNS));
+  it('round-trips exactly, also after merges', () => fc.assert(roundTrips(variance, samples({ value: moderate })), RUNS));
+  it('keeps the spread of a tight cluster around a large mean', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => ({ metric: 'm', value: 1e9 + (i % 2) / 8, ts: i }));
+    const v = variance.result(feed(variance, xs))!;
+    expect(Math.abs(v - exactVariance(values(xs))!)).toBeLessThan(1e-9);
+  });
+  it('malformed states throw and say what is wrong', () => {
+    expectMalformed(variance, 'x', /^variance: cannot deserialize "x": moments: not JSON/);
+    expectMalformed(variance, '[1,2,3]', /^variance: .*expected an array of 6 numbers/);
+    expectMalformed(variance, '[2,1,0,1,0.5,-1]', /^variance: .*field 6\) is negative/);
+    expectMalformed(variance, '[0,0,null,null,0,3]', /^variance: .*count of 0 with a non-zero spread/);
+    fc.assert(survivesGarbage(variance, 'variance', garbage(variance, samples())), { numRuns: 200 });
+  });
+});
+
+describe('stddev', () => {
+  const oracle = (xs: readonly Sample[]) => {
+    const v = exactVariance(values(xs));
+    return v === null ? null : Math.sqrt(v);
+  };
+  it('is the square root of the exact variance (null below two samples)', () =>
+    fc.assert(agreesWithOracle(stddev, samples({ value: dyadic }), oracle, closeStddev), RUNS));
+  it('merges like one pass, within rounding', () => fc.assert(mergesLikeOnePass(stddev, samples({ value: moderate }), closeStddev), RUNS));
+  it('round-trips exactly', () => fc.assert(roundTrips(stddev, samples({ value: moderate })), RUNS));
+  it('is null for zero or one sample and 0 for equal values', () => {
+    expect(stddev.result(stddev.create())).toBeNull();
+    expect(stddev.result(feed(stddev, [{ metric: 'm', value: 3, ts: 0 }]))).toBeNull();
+    expect(stddev.result(feed(stddev, [3, 3, 3].map((value) => ({ metric: 'm', value, ts: 0 }))))).toBe(0);
+  });
+  it('malformed states throw with the aggregator name', () => {
+    expectMalformed(stddev, '{}', /^stddev: cannot deserialize "\{\}": moments: expected an array of 6 numbers/);
+    fc.assert(survivesGarbage(stddev, 'stddev', garbage(stddev, samples())), { numRuns: 100 });
+  });
+});
