@@ -1,0 +1,391 @@
+import { Observable, type OperatorFunction } from 'rxjs';
+import { createNormaliser, type Normaliser, type NormaliserSpec } from './normalise.js';
+import { Ranking, type Ranked } from './ranking.js';
+
+/** What a pipeline declares under `score:` (see operators/scores/config.ts for the schema). */
+export interface ScoreSpec {
+  /** How each metric maps to a comparable value; metrics without one are used raw. */
+  normalise?: Readonly<Record<string, NormaliserSpec>>;
+  /** Component -> metric -> weight: a component is the weighted sum of its normalised metrics. */
+  components: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Profile -> component -> weight: a profile's total is the weighted sum of its components. */
+  profiles: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Default k of `topK`. Default 50. */
+  topK?: number;
+}
+
+/** One entity's scores, as emitted after each of its updates. */
+export interface EntityScores {
+  entity: string;
+  components: Record<string, number>;
+  profiles: Record<string, number>;
+}
+
+/** New metric values of one entity (a window result row); null removes the metric's value. */
+export interface EntityMetrics {
+  entity: string;
+  values: Readonly<Record<string, number | null | undefined>>;
+}
+
+interface Term {
+  /** Index of a metric (in a component) or a component (in a profile). */
+  i: number;
+  w: number;
+}
+
+interface Profile {
+  name: string;
+  terms: Term[];
+  ranking: Ranking;
+  /** Totals (and the ranking) must be recomputed before use: a running normaliser changed. */
+  stale: boolean;
+}
+
+/**
+ * Incremental scores and rankings of entities (films, tutors, ...).
+ *
+ * State is columnar: per metric the raw value (NaN: none) and its normalised value, per
+ * component and per profile one value, per profile a `Ranking` of all entities. A missing metric
+ * contributes 0 to its components.
+ *
+ * `set(entity, metric, value)` with a static normaliser (minmax with both bounds, log, capped,
+ * identity) recomputes that entity's normalised metric, the components that use it and the
+ * profiles that use those, and moves the entity in those profiles' rankings: O(c + p log n)
+ * work, nothing for other entities. With a running normaliser (minmax without bounds, zscore,
+ * rank), the update also changes the population; when that changes how other entities' values
+ * normalise (new min/max, new mean/stddev, a rank crossed), the metric, the components using it
+ * and the profiles using those are marked stale: later updates skip them, and they are
+ * recomputed for every entity, and their rankings rebuilt (O(n log n)), by the next `topK` of
+ * such a profile. `score`/`scores` of one entity stay exact meanwhile (computed on the fly).
+ * Profiles that must answer top-K in O(k) under a continuous stream should use static
+ * normalisers only.
+ */
+export class ScoreBoard {
+  readonly profileNames: readonly string[];
+  readonly componentNames: readonly string[];
+  readonly metricNames: readonly string[];
+  private readonly defaultK: number;
+  private readonly metricIndex = new Map<string, number>();
+  private readonly profileIndex = new Map<string, number>();
+  private readonly normalisers: Normaliser[];
+  private readonly components: Term[][];
+  private readonly profiles: Profile[];
+  /** Metric -> components using it; metric -> profiles using it (through any component). */
+  private readonly metricComponents: number[][];
+  private readonly metricProfiles: number[][];
+  private readonly componentProfiles: number[][];
+  private readonly metricDirty: boolean[];
+  private readonly componentDirty: boolean[];
+
+  private capacity = 0;
+  private raw: Float64Array[] = [];
+  private norm: Float64Array[] = [];
+  private comp: Float64Array[] = [];
+  private total: Float64Array[] = [];
+  /** Slot -> entity id; undefined for free slots. */
+  private ids: (string | undefined)[] = [];
+  private readonly slots = new Map<string, number>();
+  private readonly free: number[] = [];
+
+  constructor(spec: ScoreSpec) {
+    const componentNames = Object.keys(spec.components);
+    const profileNames = Object.keys(spec.profiles);
+    if (componentNames.length === 0) throw new Error('score.components: define at least one component');
+    if (profileNames.length === 0) throw new Error('score.profiles: define at least one profile');
+    const metricNames: string[] = [];
+    for (const [c, weights] of Object.entries(spec.components))
+      for (const [m, w] of Object.entries(weights)) {
+        if (!Number.isFinite(w)) throw new Error(`score.components.${c}.${m}: weight must be a finite number, got ${w}`);
+        if (!this.metricIndex.has(m)) {
+          this.metricIndex.set(m, metricNames.length);
+          metricNames.push(m);
+        }
+      }
+    this.metricNames = metricNames;
+    this.componentNames = componentNames;
+    this.profileNames = profileNames;
+    this.defaultK = spec.topK ?? 50;
+    this.normalisers = metricNames.map((m) => {
+      try {
+        return createNormaliser(spec.normalise?.[m]);
+      } catch (err) {
+        throw new Error(`score.normalise.${m}: ${(err as Error).message}`);
+      }
+    });
+    this.components = componentNames.map((c) => Object.entries(spec.components[c]).map(([m, w]) => ({ i: this.metricIndex.get(m)!, w })));
+    const componentIndex = new Map(componentNames.map((c, i) => [c, i]));
+    this.profiles = profileNames.map((p, pi) => {
+      this.profileIndex.set(p, pi);
+      const terms = Object.entries(spec.profiles[p]).map(([c, w]) => {
+        const i = componentIndex.get(c);
+        if (i === undefined) throw new Error(`score.profiles.${p}.${c}: "${c}" is not a component (${componentNames.join(', ')})`);
+        if (!Number.isFinite(w)) throw new Error(`score.profiles.${p}.${c}: weight must be a finite number, got ${w}`);
+        return { i, w };
+      });
+      return { name: p, terms, ranking: new Ranking(), stale: false };
+    });
+    this.componentProfiles = componentNames.map((_, c) => this.profiles.flatMap((p, pi) => (p.terms.some((t) => t.i === c) ? [pi] : [])));
+    this.metricComponents = metricNames.map((_, m) => this.components.flatMap((terms, c) => (terms.some((t) => t.i === m) ? [c] : [])));
+    this.metricProfiles = this.metricComponents.map((cs) => [...new Set(cs.flatMap((c) => this.componentProfiles[c]))].sort((a, b) => a - b));
+    this.metricDirty = metricNames.map(() => false);
+    this.componentDirty = componentNames.map(() => false);
+    this.grow(64);
+  }
+
+  /** Number of entities. */
+  get size(): number {
+    return this.slots.size;
+  }
+
+  has(entity: string): boolean {
+    return this.slots.has(entity);
+  }
+
+  /**
+   * Sets one metric of one entity (null: removes the value). Creates the entity if needed.
+   * Returns false when nothing changed (same value, or a metric no component uses). Throws on a
+   * non-finite value.
+   */
+  set(entity: string, metric: string, value: number | null): boolean {
+    const m = this.metricIndex.get(metric);
+    if (m === undefined) return false;
+    if (value !== null && !Number.isFinite(value)) throw new Error(`score input ${metric} of ${JSON.stringify(entity)} must be a finite number or null, got ${value}`);
+    let slot = this.slots.get(entity);
+    if (slot === undefined) {
+      if (value === null) return false;
+      slot = this.create(entity);
+    }
+    const column = this.raw[m];
+    const before = column[slot];
+    const after = value ?? NaN;
+    if (Object.is(before, after)) return false;
+    column[slot] = after;
+    const nz = this.normalisers[m];
+    if (nz.running && nz.update(Number.isNaN(before) ? undefined : before, value ?? undefined)) {
+      this.invalidate(m);
+      return true;
+    }
+    if (this.metricDirty[m]) return true;
+    this.norm[m][slot] = value === null ? 0 : nz.normalise(value);
+    for (const c of this.metricComponents[m]) if (!this.componentDirty[c]) this.comp[c][slot] = this.componentValue(c, slot);
+    const id = entity;
+    for (const pi of this.metricProfiles[m]) {
+      const p = this.profiles[pi];
+      if (p.stale) continue;
+      const totals = this.total[pi];
+      const old = totals[slot];
+      const next = this.profileValue(pi, slot);
+      if (Object.is(old, next)) continue;
+      p.ranking.remove(id, old);
+      p.ranking.insert(id, next);
+      totals[slot] = next;
+    }
+    return true;
+  }
+
+  /** Sets several metrics of one entity (a window result row); returns whether anything changed. */
+  update(entity: string, values: EntityMetrics['values']): boolean {
+    let changed = false;
+    for (const metric in values) {
+      const v = values[metric];
+      if (v === undefined) continue;
+      if (this.set(entity, metric, v)) changed = true;
+    }
+    return changed;
+  }
+
+  /** Forgets an entity (its values leave running normalisers' populations). */
+  remove(entity: string): boolean {
+    const slot = this.slots.get(entity);
+    if (slot === undefined) return false;
+    for (let m = 0; m < this.metricNames.length; m++) {
+      const before = this.raw[m][slot];
+      if (Number.isNaN(before)) continue;
+      if (this.normalisers[m].running && this.normalisers[m].update(before, undefined)) this.invalidate(m);
+    }
+    this.profiles.forEach((p, pi) => {
+      if (!p.stale) p.ranking.remove(entity, this.total[pi][slot]);
+    });
+    this.slots.delete(entity);
+    this.ids[slot] = undefined;
+    this.free.push(slot);
+    return true;
+  }
+
+  /** Current score of `entity` in `profile`; undefined for an unknown entity. Throws for an unknown profile. */
+  score(entity: string, profile: string): number | undefined {
+    const pi = this.profileOf(profile);
+    const slot = this.slots.get(entity);
+    if (slot === undefined) return undefined;
+    return this.profiles[pi].stale ? this.freshProfileValue(pi, slot) : this.total[pi][slot];
+  }
+
+  /** Every component and profile score of `entity`; undefined for an unknown entity. */
+  scores(entity: string): EntityScores | undefined {
+    const slot = this.slots.get(entity);
+    if (slot === undefined) return undefined;
+    const components: Record<string, number> = {};
+    this.componentNames.forEach((c, ci) => (components[c] = this.componentDirty[ci] ? this.freshComponentValue(ci, slot) : this.comp[ci][slot]));
+    const profiles: Record<string, number> = {};
+    this.profileNames.forEach((p, pi) => (profiles[p] = this.profiles[pi].stale ? this.freshProfileValue(pi, slot) : this.total[pi][slot]));
+    return { entity, components, profiles };
+  }
+
+  /**
+   * The best k entities of `profile` (score descending, ties by entity id ascending): O(k),
+   * after a full recomputation of the profile if a running normaliser made it stale.
+   */
+  topK(profile: string, k = this.defaultK): Ranked[] {
+    const pi = this.profileOf(profile);
+    if (this.profiles[pi].stale) this.refresh(pi);
+    return this.profiles[pi].ranking.top(k);
+  }
+
+  /** Whether `topK(profile)` will recompute the profile first. */
+  isStale(profile: string): boolean {
+    return this.profiles[this.profileOf(profile)].stale;
+  }
+
+  private profileOf(profile: string): number {
+    const pi = this.profileIndex.get(profile);
+    if (pi === undefined) throw new Error(`unknown profile "${profile}" (${this.profileNames.join(', ')})`);
+    return pi;
+  }
+
+  private componentValue(c: number, slot: number): number {
+    let s = 0;
+    for (const t of this.components[c]) s += t.w * this.norm[t.i][slot];
+    return s;
+  }
+
+  private profileValue(pi: number, slot: number): number {
+    let s = 0;
+    for (const t of this.profiles[pi].terms) s += t.w * this.comp[t.i][slot];
+    return s;
+  }
+
+  /** Same arithmetic as the stored path, reading through stale levels. */
+  private freshNorm(m: number, slot: number): number {
+    if (!this.metricDirty[m]) return this.norm[m][slot];
+    const x = this.raw[m][slot];
+    return Number.isNaN(x) ? 0 : this.normalisers[m].normalise(x);
+  }
+
+  private freshComponentValue(c: number, slot: number): number {
+    if (!this.componentDirty[c]) return this.comp[c][slot];
+    let s = 0;
+    for (const t of this.components[c]) s += t.w * this.freshNorm(t.i, slot);
+    return s;
+  }
+
+  private freshProfileValue(pi: number, slot: number): number {
+    let s = 0;
+    for (const t of this.profiles[pi].terms) s += t.w * this.freshComponentValue(t.i, slot);
+    return s;
+  }
+
+  /** Metric m's normalisation of other entities changed: mark it and everything above it stale. */
+  private invalidate(m: number): void {
+    this.metricDirty[m] = true;
+    for (const c of this.metricComponents[m]) this.componentDirty[c] = true;
+    for (const pi of this.metricProfiles[m]) this.profiles[pi].stale = true;
+  }
+
+  /** Recomputes what profile pi reads, for every entity, and rebuilds its ranking. */
+  private refresh(pi: number): void {
+    const p = this.profiles[pi];
+    const live: number[] = [];
+    for (let slot = 0; slot < this.capacity; slot++) if (this.ids[slot] !== undefined) live.push(slot);
+    for (const t of p.terms) {
+      const c = t.i;
+      if (!this.componentDirty[c]) continue;
+      for (const mt of this.components[c]) {
+        const m = mt.i;
+        if (!this.metricDirty[m]) continue;
+        const nz = this.normalisers[m];
+        const raw = this.raw[m];
+        const norm = this.norm[m];
+        for (const slot of live) norm[slot] = Number.isNaN(raw[slot]) ? 0 : nz.normalise(raw[slot]);
+        this.metricDirty[m] = false;
+      }
+      const comp = this.comp[c];
+      for (const slot of live) comp[slot] = this.componentValue(c, slot);
+      this.componentDirty[c] = false;
+    }
+    const totals = this.total[pi];
+    const ids: string[] = [];
+    const scores = new Float64Array(live.length);
+    live.forEach((slot, i) => {
+      totals[slot] = this.profileValue(pi, slot);
+      ids.push(this.ids[slot]!);
+      scores[i] = totals[slot];
+    });
+    p.ranking.rebuild(ids, scores);
+    p.stale = false;
+  }
+
+  private create(entity: string): number {
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      slot = this.slots.size;
+      if (slot >= this.capacity) this.grow(this.capacity * 2);
+    }
+    this.slots.set(entity, slot);
+    this.ids[slot] = entity;
+    for (let m = 0; m < this.metricNames.length; m++) {
+      this.raw[m][slot] = NaN;
+      this.norm[m][slot] = 0;
+    }
+    for (let c = 0; c < this.components.length; c++) this.comp[c][slot] = this.componentValue(c, slot);
+    this.profiles.forEach((p, pi) => {
+      const t = this.profileValue(pi, slot);
+      this.total[pi][slot] = t;
+      if (!p.stale) p.ranking.insert(entity, t);
+    });
+    return slot;
+  }
+
+  private grow(capacity: number): void {
+    const resize = (cols: Float64Array[], count: number) =>
+      Array.from({ length: count }, (_, i) => {
+        const next = new Float64Array(capacity);
+        if (cols[i]) next.set(cols[i]);
+        return next;
+      });
+    this.raw = resize(this.raw, this.metricNames.length);
+    this.norm = resize(this.norm, this.metricNames.length);
+    this.comp = resize(this.comp, this.components.length);
+    this.total = resize(this.total, this.profiles.length);
+    this.capacity = capacity;
+  }
+}
+
+/**
+ * RxJS operator: feeds each entity's new metric values into `board` and emits that entity's
+ * scores when something changed. The board stays readable (`topK`, `score`) by the caller.
+ *
+ * @example
+ * const board = new ScoreBoard(spec.score);
+ * filmRows$.pipe(scoreEntities(board)).subscribe((s) => live.publish(s));
+ * board.topK('balanced', 25);
+ */
+export function scoreEntities(board: ScoreBoard): OperatorFunction<EntityMetrics, EntityScores> {
+  return (source) =>
+    new Observable<EntityScores>((destination) =>
+      source.subscribe({
+        next(row) {
+          let scores: EntityScores | undefined;
+          try {
+            if (!board.update(row.entity, row.values)) return;
+            scores = board.scores(row.entity);
+          } catch (err) {
+            destination.error(err);
+            return;
+          }
+          if (scores) destination.next(scores);
+        },
+        error: (err) => destination.error(err),
+        complete: () => destination.complete(),
+      }),
+    );
+}
