@@ -1,0 +1,230 @@
+import { Observable, type OperatorFunction } from 'rxjs';
+import { Ranking } from '../scores/ranking.js';
+
+export interface TrendOptions {
+  /** Distance (ms) from a window's start to its previous window's start: the window size for tumbling windows. */
+  periodMs: number;
+  /** |pct| below this fraction is 'flat' (0.05 = 5 %). Default 0.05. */
+  threshold?: number;
+}
+
+export type Direction = 'rising' | 'falling' | 'flat';
+
+/** The change of one key's latest window against the window one period before. */
+export interface Trend {
+  key: string;
+  /** Start of the key's latest window. */
+  start: number;
+  value: number;
+  /** The previous window's value; null when the key has none. */
+  previous: number | null;
+  /** value - previous; null when previous is null. */
+  change: number | null;
+  /** (value - previous) / |previous| as a fraction (0.25 is +25 %); null when previous is null or 0. */
+  pct: number | null;
+  /**
+   * 'flat' when |pct| < threshold (or no change), else the sign of pct; from 0 the sign of the
+   * change; null when previous is null.
+   */
+  direction: Direction | null;
+}
+
+/** One window result of one key: the aggregate the trend follows. */
+export interface WindowValue {
+  key: string;
+  start: number;
+  value: number | null;
+}
+
+/** Top movers of the latest window (the largest start seen). */
+export interface Movers {
+  /** Start of the latest window; -Infinity before any value. */
+  start: number;
+  /** Largest pct first, ties by key. */
+  rising: Trend[];
+  /** Most negative pct first, ties by key. */
+  falling: Trend[];
+}
+
+interface KeyState {
+  /** (start, value) of the windows that can still matter: starts >= latest - period, ascending. */
+  starts: number[];
+  values: number[];
+  /**
+   * Where the key was last ranked among movers: +1 rising, -1 falling, 0 nowhere; with its
+   * ranking score. After the rankings restart for a newer window this may be stale, which is
+   * harmless: removing an absent entry is a no-op.
+   */
+  side: number;
+  rankedBy: number;
+}
+
+/**
+ * Window-over-window change per key, and the top movers of the latest window, maintained
+ * incrementally. Window results may arrive as partials, firings and corrections (upserts of the
+ * same window) and in any order: a key keeps the windows from (its latest start - period) on, so
+ * an update costs O(windows per period + log n) and a correction of the previous window updates
+ * the latest trend. Updates older than that are ignored (`update` returns null).
+ *
+ * Movers rank the keys whose latest window is the latest window of all keys, by pct, rising and
+ * falling separately; keys without a pct (no previous window, or previous 0) are not ranked.
+ * When a newer window appears, the rankings restart from the keys that reported it. With live
+ * partials of the open window, early pct values compare a partial window with a full one.
+ * State: one entry per key until `evictBefore`.
+ */
+export class TrendTracker {
+  private readonly period: number;
+  private readonly threshold: number;
+  private readonly keys = new Map<string, KeyState>();
+  private readonly rising = new Ranking();
+  private readonly falling = new Ranking();
+  private latest = -Infinity;
+
+  constructor(opts: TrendOptions) {
+    if (!(Number.isFinite(opts.periodMs) && opts.periodMs > 0)) throw new Error(`trend: periodMs must be a positive finite number of ms, got ${opts.periodMs}`);
+    const threshold = opts.threshold ?? 0.05;
+    if (!(Number.isFinite(threshold) && threshold >= 0)) throw new Error(`trend: threshold must be a finite fraction >= 0, got ${threshold}`);
+    this.period = opts.periodMs;
+    this.threshold = threshold;
+  }
+
+  /** Keys tracked. */
+  get size(): number {
+    return this.keys.size;
+  }
+
+  /** Start of the latest window seen (-Infinity before any). */
+  get latestStart(): number {
+    return this.latest;
+  }
+
+  /**
+   * Records the value of `key` in the window starting at `start` (an upsert) and returns the
+   * key's trend for its latest window, or null when the update is too old to change anything.
+   */
+  update(key: string, start: number, value: number): Trend | null {
+    if (!Number.isFinite(value)) throw new Error(`trend: value of ${JSON.stringify(key)} at ${start} must be a finite number, got ${value}`);
+    if (!Number.isFinite(start)) throw new Error(`trend: window start of ${JSON.stringify(key)} must be a finite number, got ${start}`);
+    let st = this.keys.get(key);
+    if (st === undefined) {
+      st = { starts: [], values: [], side: 0, rankedBy: 0 };
+      this.keys.set(key, st);
+    }
+    const { starts, values } = st;
+    const n = starts.length;
+    if (n > 0 && start < starts[n - 1] - this.period) return null;
+    let i = n;
+    while (i > 0 && starts[i - 1] > start) i--;
+    if (i > 0 && starts[i - 1] === start) values[i - 1] = value;
+    else {
+      starts.splice(i, 0, start);
+      values.splice(i, 0, value);
+      if (i === n) {
+        // a new latest window: forget what can no longer be its previous window
+        let drop = 0;
+        while (starts[drop] < start - this.period) drop++;
+        if (drop) {
+          starts.splice(0, drop);
+          values.splice(0, drop);
+        }
+      }
+    }
+    const trend = this.trendOf(key, st);
+    this.rank(key, st, trend);
+    return trend;
+  }
+
+  /** The trend of `key`'s latest window; undefined for an unknown key. */
+  get(key: string): Trend | undefined {
+    const st = this.keys.get(key);
+    return st ? this.trendOf(key, st) : undefined;
+  }
+
+  /** The k largest rising and falling movers of the latest window: O(k). */
+  movers(k: number): Movers {
+    const pick = (r: Ranking) => r.top(k).map((e) => this.trendOf(e.id, this.keys.get(e.id)!));
+    return { start: this.latest, rising: pick(this.rising), falling: pick(this.falling) };
+  }
+
+  /** Forgets keys whose latest window starts before `start` (O(keys)); returns how many. */
+  evictBefore(start: number): number {
+    let n = 0;
+    for (const [key, st] of this.keys) {
+      if (st.starts[st.starts.length - 1] >= start) continue;
+      this.unrank(key, st);
+      this.keys.delete(key);
+      n++;
+    }
+    return n;
+  }
+
+  private trendOf(key: string, st: KeyState): Trend {
+    const last = st.starts.length - 1;
+    const start = st.starts[last];
+    const value = st.values[last];
+    // starts are ascending and >= start - period, so the previous window can only be the first
+    const previous = last > 0 && st.starts[0] === start - this.period ? st.values[0] : null;
+    if (previous === null) return { key, start, value, previous, change: null, pct: null, direction: null };
+    const change = value - previous;
+    const pct = previous === 0 ? null : change / Math.abs(previous);
+    const sign = pct ?? change;
+    const direction: Direction = sign === 0 || (pct !== null && Math.abs(pct) < this.threshold) ? 'flat' : sign > 0 ? 'rising' : 'falling';
+    return { key, start, value, previous, change, pct, direction };
+  }
+
+  private unrank(key: string, st: KeyState): void {
+    if (st.side > 0) this.rising.remove(key, st.rankedBy);
+    else if (st.side < 0) this.falling.remove(key, st.rankedBy);
+    st.side = 0;
+  }
+
+  private rank(key: string, st: KeyState, t: Trend): void {
+    if (t.start > this.latest) {
+      this.latest = t.start;
+      this.rising.clear();
+      this.falling.clear();
+    } else this.unrank(key, st);
+    st.side = 0;
+    if (t.start !== this.latest || t.pct === null || t.direction === 'flat') return;
+    if (t.direction === 'rising') {
+      this.rising.insert(key, t.pct);
+      st.side = 1;
+      st.rankedBy = t.pct;
+    } else {
+      this.falling.insert(key, -t.pct);
+      st.side = -1;
+      st.rankedBy = -t.pct;
+    }
+  }
+}
+
+/**
+ * RxJS operator: feeds window results into `tracker` and emits the key's trend after each update
+ * that can change it (null values and too-old windows are skipped). The tracker stays readable
+ * (`movers`, `get`) by the caller.
+ *
+ * @example
+ * const clicks = new TrendTracker({ periodMs: 86_400_000, threshold: 0.05 });
+ * dailyClicks$.pipe(trendByKey(clicks)).subscribe(publish);
+ * clicks.movers(25);
+ */
+export function trendByKey(tracker: TrendTracker): OperatorFunction<WindowValue, Trend> {
+  return (source) =>
+    new Observable<Trend>((destination) =>
+      source.subscribe({
+        next(w) {
+          if (w.value === null) return;
+          let t: Trend | null;
+          try {
+            t = tracker.update(w.key, w.start, w.value);
+          } catch (err) {
+            destination.error(err);
+            return;
+          }
+          if (t) destination.next(t);
+        },
+        error: (err) => destination.error(err),
+        complete: () => destination.complete(),
+      }),
+    );
+}
