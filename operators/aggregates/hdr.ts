@@ -126,20 +126,17 @@ export function hdrQuantiles(options: HdrOptions = {}): QuantileSketch<HdrState>
       if (Number(parts[0]) !== resolution) fail(`the state has resolution ${parts[0]}, this aggregator ${resolution}`);
       const decode = (b64: string, which: string) => {
         if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) fail(`the ${which} histogram is not base64`);
+        // Checked on a JS decode even for WASM states: WasmHistogram's numberOfSignificantValueDigits
+        // reads undefined (hdr-histogram-js 3.0.1), so WASM states decode twice.
         let h: hdrjs.Histogram;
         try {
-          h = hdrjs.decodeFromCompressedBase64(b64, 32, wasm);
+          h = hdrjs.decodeFromCompressedBase64(b64, 32, false);
         } catch (err) {
           return fail(`the ${which} histogram does not decode (${(err as Error).message})`);
         }
-        if (h.numberOfSignificantValueDigits !== digits) {
-          h.destroy();
-          fail(`the ${which} histogram has ${h.numberOfSignificantValueDigits} significant digits, this aggregator ${digits}`);
-        }
-        if (!Number.isSafeInteger(h.totalCount) || h.totalCount < 0) {
-          h.destroy();
-          fail(`the ${which} histogram has a total count of ${h.totalCount}`);
-        }
+        if (h.numberOfSignificantValueDigits !== digits) fail(`the ${which} histogram has ${h.numberOfSignificantValueDigits} significant digits, this aggregator ${digits}`);
+        if (!Number.isSafeInteger(h.totalCount) || h.totalCount < 0) fail(`the ${which} histogram has a total count of ${h.totalCount}`);
+        if (wasm) h = hdrjs.decodeFromCompressedBase64(b64, 32, true);
         h.autoResize = true;
         return h;
       };

@@ -6,10 +6,11 @@
  * Quantiles interpolate between centroid means (the package's `percentile`), so an estimate e
  * is judged by its rank: with L = #{v < e} and H = #{v <= e} among the n values,
  *
- *   rank error = max(0, L/n − q, q − H/n) <= δ + (m − 1)/n
+ *   rank error = max(0, L/n − q, q − H/n) <= δ + (m − ½)/n
  *
- * where m is the largest number of times one value repeats (interpolating between two repeated
- * values can miss by up to that many ranks). That bound is what the property tests check; on
+ * where m is the largest number of times one value repeats: an estimate interpolated between two
+ * neighbouring centroids falls strictly between data values and can miss by half a centroid,
+ * which for repeated values is half their count (and half a rank for single values at small n). That bound is what the property tests check; on
  * continuous data the measured error is about a fifth of 4δq(1 − q) (docs/operators-aggregates.md).
  * The package gives no hard guarantee, and neither do we beyond what is tested.
  *
