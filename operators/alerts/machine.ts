@@ -1,0 +1,151 @@
+export type AlertOp = '>' | '>=' | '<' | '<=';
+export type Severity = 'info' | 'warning' | 'critical';
+
+/** One alert rule over a numeric field of a keyed result. */
+export interface AlertRule {
+  name: string;
+  /** The field the rule watches (an aggregate, a score, trend pct, ...). */
+  field: string;
+  /** The rule fires when `value op threshold` has held for `forMs`. */
+  op: AlertOp;
+  threshold: number;
+  /** How long (event time, ms) the condition must hold before firing. Default 0: at once. */
+  forMs?: number;
+  /**
+   * Hysteresis: a firing alert resolves only once `value op resolve` is false, so values between
+   * resolve and threshold keep it firing. Must be on the clear side of threshold (<= it for > and
+   * >=, >= it for < and <=). Default: the threshold (no hysteresis).
+   */
+  resolve?: number;
+  /** Default 'warning'. */
+  severity?: Severity;
+}
+
+/** A state change of one (rule, key) alert. */
+export interface AlertTransition {
+  rule: string;
+  key: string;
+  state: 'firing' | 'resolved';
+  severity: Severity;
+  field: string;
+  /** The observed value that caused the transition. */
+  value: number;
+  threshold: number;
+  /** Firing: event time the condition started to hold. Resolved: event time it stopped (= at). */
+  since: number;
+  /** Event time of the transition (the observation's ts). */
+  at: number;
+}
+
+const OPS: readonly AlertOp[] = ['>', '>=', '<', '<='];
+const SEVERITIES: readonly Severity[] = ['info', 'warning', 'critical'];
+
+/** `value op bound`. */
+export function holds(op: AlertOp, value: number, bound: number): boolean {
+  switch (op) {
+    case '>':
+      return value > bound;
+    case '>=':
+      return value >= bound;
+    case '<':
+      return value < bound;
+    case '<=':
+      return value <= bound;
+  }
+}
+
+/** Throws a descriptive Error unless `rule` is usable (the path names the rule). */
+export function checkRule(rule: AlertRule): void {
+  const at = `alert ${JSON.stringify(rule.name)}`;
+  if (typeof rule.name !== 'string' || rule.name.length === 0) throw new Error('alert: name must be a non-empty string');
+  if (!OPS.includes(rule.op)) throw new Error(`${at}: op must be one of ${OPS.join(' ')}, got ${JSON.stringify(rule.op)}`);
+  if (!Number.isFinite(rule.threshold)) throw new Error(`${at}: threshold must be a finite number, got ${rule.threshold}`);
+  const forMs = rule.forMs ?? 0;
+  if (!(Number.isFinite(forMs) && forMs >= 0)) throw new Error(`${at}: forMs must be a finite number of ms >= 0, got ${rule.forMs}`);
+  if (rule.resolve !== undefined) {
+    if (!Number.isFinite(rule.resolve)) throw new Error(`${at}: resolve must be a finite number, got ${rule.resolve}`);
+    const above = rule.op === '>' || rule.op === '>=';
+    if (above ? rule.resolve > rule.threshold : rule.resolve < rule.threshold)
+      throw new Error(`${at}: resolve (${rule.resolve}) must be on the clear side of threshold (${rule.threshold}) for op "${rule.op}"`);
+  }
+  if (rule.severity !== undefined && !SEVERITIES.includes(rule.severity)) throw new Error(`${at}: severity must be one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(rule.severity)}`);
+}
+
+const OK = 0;
+const PENDING = 1;
+const FIRING = 2;
+
+/**
+ * The alert of one (rule, key): a pure state machine over (ts, value) observations in event-time
+ * order, with the value taken to hold until the next observation.
+ *
+ *   ok --condition holds--> pending (since = ts) --still holds at ts >= since + for--> FIRING
+ *   pending --condition fails--> ok            FIRING --`value op resolve` fails--> RESOLVED, ok
+ *
+ * With `forMs` 0 the first observation that meets the condition fires. Values in the hysteresis
+ * band (between resolve and threshold) neither start nor keep a pending alert, and neither
+ * resolve a firing one, so an alert cannot flap inside the band. Observations older than the
+ * newest one seen are ignored (counted in `outOfOrder`); null and non-finite values are "no
+ * data" and change nothing.
+ */
+export class AlertMachine {
+  private phase = OK;
+  private since = 0;
+  private lastTs = -Infinity;
+  /** Observations ignored because they were older than the newest one seen. */
+  outOfOrder = 0;
+  private readonly forMs: number;
+  private readonly resolveAt: number;
+
+  constructor(private readonly rule: AlertRule) {
+    checkRule(rule);
+    this.forMs = rule.forMs ?? 0;
+    this.resolveAt = rule.resolve ?? rule.threshold;
+  }
+
+  /** True while pending or firing: state worth keeping. */
+  get active(): boolean {
+    return this.phase !== OK;
+  }
+
+  get firing(): boolean {
+    return this.phase === FIRING;
+  }
+
+  /** Start of the current pending or firing period (meaningful while `active`). */
+  get activeSince(): number {
+    return this.since;
+  }
+
+  /** Takes one observation; returns the transition it causes, if any. */
+  observe(key: string, ts: number, value: number | null): AlertTransition | null {
+    if (value === null || !Number.isFinite(value)) return null;
+    if (ts < this.lastTs) {
+      this.outOfOrder++;
+      return null;
+    }
+    this.lastTs = ts;
+    const { op, threshold } = this.rule;
+    if (this.phase === FIRING) {
+      if (holds(op, value, this.resolveAt)) return null;
+      this.phase = OK;
+      return this.transition(key, 'resolved', value, ts, ts);
+    }
+    if (!holds(op, value, threshold)) {
+      this.phase = OK;
+      return null;
+    }
+    if (this.phase === OK) {
+      this.phase = PENDING;
+      this.since = ts;
+    }
+    if (ts - this.since < this.forMs) return null;
+    this.phase = FIRING;
+    return this.transition(key, 'firing', value, this.since, ts);
+  }
+
+  private transition(key: string, state: 'firing' | 'resolved', value: number, since: number, at: number): AlertTransition {
+    const r = this.rule;
+    return { rule: r.name, key, state, severity: r.severity ?? 'warning', field: r.field, value, threshold: r.threshold, since, at };
+  }
+}
