@@ -138,7 +138,13 @@ const percentileVariants = z.discriminatedUnion(
       delta: z.number({ error: 'delta must be a number in (0, 1), e.g. 0.01' }).gt(0, 'delta must be in (0, 1)').lt(1, 'delta must be in (0, 1)').default(0.01),
     }),
   ],
-  { error: (iss) => `impl must be ddsketch, hdr or tdigest, got ${JSON.stringify(iss.input)}` },
+  {
+    error: (iss) => {
+      const input = iss.input;
+      const impl = input !== null && typeof input === 'object' && 'impl' in input ? input.impl : input;
+      return `impl must be ddsketch, hdr or tdigest, got ${JSON.stringify(impl)}`;
+    },
+  },
 );
 
 const percentileOptions = z.preprocess(
@@ -231,8 +237,9 @@ export function aggregatorFor(name: string, options: unknown, where: string): An
     for (const i of parsed.error.issues) {
       // One line per unknown key, so each names its own path.
       if (i.code === 'unrecognized_keys') {
-        const message = i.message.replace(/^unknown options .*?; /, 'unknown option; ');
-        for (const k of i.keys) issues.push({ path: pathText([...i.path, k]), message });
+        // The schema's message lists every unknown key; each line names its own.
+        const tail = i.message.includes('; ') ? i.message.slice(i.message.indexOf('; ')) : '';
+        for (const k of i.keys) issues.push({ path: pathText([...i.path, k]), message: `unknown ${i.path.length ? 'key' : 'option'} "${k}"${tail}` });
       }
       else issues.push({ path: pathText(i.path), message: i.message });
     }

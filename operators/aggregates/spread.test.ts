@@ -70,11 +70,22 @@ describe('variance', () => {
     const v = variance.result(feed(variance, xs))!;
     expect(Math.abs(v - exactVariance(values(xs))!)).toBeLessThan(1e-9);
   });
+  it('is null when the spread overflows, and such a state round-trips and merges', () => {
+    const xs = [1e300, -1e300].map((value) => ({ metric: 'm', value, ts: 0 }));
+    const acc = feed(variance, xs);
+    expect(variance.result(acc)).toBeNull();
+    const back = variance.deserialize(variance.serialize(acc));
+    expect(variance.result(back)).toBeNull();
+    expect(variance.result(variance.merge(feed(variance, xs.slice(0, 1)), back))).toBeNull();
+  });
   it('malformed states throw and say what is wrong', () => {
-    expectMalformed(variance, 'x', /^variance: cannot deserialize "x": moments: not JSON/);
-    expectMalformed(variance, '[1,2,3]', /^variance: .*expected an array of 6 numbers/);
-    expectMalformed(variance, '[2,1,0,1,0.5,-1]', /^variance: .*field 6\) is negative/);
-    expectMalformed(variance, '[0,0,null,null,0,3]', /^variance: .*count of 0 with a non-zero spread/);
+    expectMalformed(variance, 'x', /^variance: cannot deserialize "x": not JSON/);
+    expectMalformed(variance, '[1,2,3,4]', /^variance: .*expected 3 fields \[count, mean, m2\], got 4/);
+    expectMalformed(variance, '[2,1,-1]', /^variance: .*field 3 \(m2\), the sum of squared deviations, cannot be negative, got -1/);
+    expectMalformed(variance, '[0,1,0]', /^variance: .*a count of 0 needs mean 0 and m2 0/);
+    expectMalformed(variance, '[1,1,2]', /^variance: .*one sample has no spread/);
+    expectMalformed(variance, '[-1,1,2]', /^variance: .*field 1 \(count\) must be a non-negative integer, got -1/);
+    expectMalformed(variance, '[3,"a",2]', /^variance: .*field 2 \(mean\) must be a finite number, got "a"/);
     fc.assert(survivesGarbage(variance, 'variance', garbage(variance, samples())), { numRuns: 200 });
   });
 });
@@ -94,7 +105,7 @@ describe('stddev', () => {
     expect(stddev.result(feed(stddev, [3, 3, 3].map((value) => ({ metric: 'm', value, ts: 0 }))))).toBe(0);
   });
   it('malformed states throw with the aggregator name', () => {
-    expectMalformed(stddev, '{}', /^stddev: cannot deserialize "\{\}": moments: expected an array of 6 numbers/);
+    expectMalformed(stddev, '{}', /^stddev: cannot deserialize "\{\}": expected a JSON array \[count, mean, m2\]/);
     fc.assert(survivesGarbage(stddev, 'stddev', garbage(stddev, samples())), { numRuns: 100 });
   });
 });
