@@ -20,10 +20,10 @@ interface Block {
 }
 
 /**
- * An ordered set of (score, id), best first, kept as a list of sorted blocks of at most 1024
+ * An ordered set of (score, id), best first, kept as a list of sorted blocks of at most 256
  * entries (a one-level B-tree, as Python's sortedcontainers does). Insert and remove cost a
  * binary search over blocks and within one block plus a splice of at most one block:
- * O(log n + 1024) with a small constant, whatever n is. `top(k)` reads the first k entries in
+ * O(log n + 256) with a small constant, whatever n is. `top(k)` reads the first k entries in
  * O(k). Scores must not be NaN. An id appears at most once if callers remove before re-inserting.
  */
 export class Ranking {
@@ -32,7 +32,7 @@ export class Ranking {
   private readonly half: number;
 
   /** `maxBlock` (>= 2) is for tests that want many blocks with few entries. */
-  constructor(private readonly maxBlock = 1024) {
+  constructor(private readonly maxBlock = 256) {
     if (!(Number.isInteger(maxBlock) && maxBlock >= 2)) throw new Error(`Ranking: maxBlock must be an integer >= 2, got ${maxBlock}`);
     this.half = maxBlock >> 1;
   }

@@ -123,33 +123,38 @@ const opsArb = fc.array(
 );
 
 /** Applies the ops to a board and to a plain map, checking queries against brute force as they come. */
-function replay(spec: ScoreSpec, ops: Op[]): { board: ScoreBoard; values: Values } {
+function replay(spec: ScoreSpec, ops: Op[], batched = false): { board: ScoreBoard; values: Values } {
   const board = new ScoreBoard(spec);
   const values: Values = new Map();
   const profiles = Object.keys(spec.profiles);
-  for (const op of ops) {
-    const e = `film-${String(op.kind === 'top' ? 0 : op.e).padStart(2, '0')}`;
-    if (op.kind === 'set') {
-      const metric = METRICS[op.m];
-      board.set(e, metric, op.v);
-      const used = Object.values(spec.components).some((w) => metric in w);
-      if (op.v === null) values.get(e)?.delete(metric);
-      else if (used) {
-        if (!values.has(e)) values.set(e, new Map());
-        values.get(e)!.set(metric, op.v);
+  if (batched) board.batch(() => apply(board, values, profiles));
+  else apply(board, values, profiles);
+  return { board, values };
+
+  function apply(board: ScoreBoard, values: Values, profiles: string[]) {
+    for (const op of ops) {
+      const e = `film-${String(op.kind === 'top' ? 0 : op.e).padStart(2, '0')}`;
+      if (op.kind === 'set') {
+        const metric = METRICS[op.m];
+        board.set(e, metric, op.v);
+        const used = Object.values(spec.components).some((w) => metric in w);
+        if (op.v === null) values.get(e)?.delete(metric);
+        else if (used) {
+          if (!values.has(e)) values.set(e, new Map());
+          values.get(e)!.set(metric, op.v);
+        }
+      } else if (op.kind === 'remove') {
+        board.remove(e);
+        values.delete(e);
+      } else if (op.kind === 'top') {
+        const p = profiles[op.p % profiles.length];
+        expect(board.topK(p, 25)).toEqual(bruteTop(spec, values, p, 25));
+      } else {
+        const p = profiles[op.p % profiles.length];
+        expect(board.score(e, p)).toBe(values.has(e) ? bruteScores(spec, values).get(e)!.get(p) : undefined);
       }
-    } else if (op.kind === 'remove') {
-      board.remove(e);
-      values.delete(e);
-    } else if (op.kind === 'top') {
-      const p = profiles[op.p % profiles.length];
-      expect(board.topK(p, 25)).toEqual(bruteTop(spec, values, p, 25));
-    } else {
-      const p = profiles[op.p % profiles.length];
-      expect(board.score(e, p)).toBe(values.has(e) ? bruteScores(spec, values).get(e)!.get(p) : undefined);
     }
   }
-  return { board, values };
 }
 
 describe('ScoreBoard against a full recomputation', () => {
@@ -167,10 +172,10 @@ describe('ScoreBoard against a full recomputation', () => {
     );
   });
 
-  it('running normalisers (minmax without bounds, zscore, rank) mixed with static ones: top-25 and single scores equal brute force', () => {
+  it('running normalisers (minmax without bounds, zscore, rank) mixed with static ones, with or without batch(): top-25 and single scores equal brute force', () => {
     fc.assert(
-      fc.property(specArb([undefined, ...STATIC, ...RUNNING]), opsArb, (spec, ops) => {
-        const { board, values } = replay(spec, ops);
+      fc.property(specArb([undefined, ...STATIC, ...RUNNING]), opsArb, fc.boolean(), (spec, ops, batched) => {
+        const { board, values } = replay(spec, ops, batched);
         const brute = bruteScores(spec, values);
         for (const [e, totals] of brute) for (const [p, s] of totals) expect(board.score(e, p)).toBe(s);
         for (const p of Object.keys(spec.profiles)) expect(board.topK(p, 25)).toEqual(bruteTop(spec, values, p, 25));
@@ -226,6 +231,19 @@ describe('ScoreBoard behaviour', () => {
     // a value that crosses no other value leaves every other rank unchanged: stays fresh
     board.set('b', 'rank_me', 5);
     expect(board.isStale('relative')).toBe(false);
+  });
+
+  it('batch() rebuilds every ranking once at the end and leaves the profiles fresh', () => {
+    const board = new ScoreBoard(films);
+    board.batch(() => {
+      for (let i = 0; i < 300; i++) board.set(`f${i}`, 'imdb', (i * 7) % 10);
+      expect(board.isStale('crowd')).toBe(true);
+    });
+    expect(board.isStale('crowd')).toBe(false);
+    expect(board.topK('crowd', 2).map((r) => r.id)).toEqual(['f107', 'f117']);
+    board.set('f0', 'imdb', 10);
+    expect(board.isStale('crowd')).toBe(false);
+    expect(board.topK('crowd', 1)[0].id).toBe('f0');
   });
 
   it('set returns whether anything changed; unknown metrics and equal values change nothing', () => {

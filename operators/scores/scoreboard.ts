@@ -194,6 +194,23 @@ export class ScoreBoard {
     return changed;
   }
 
+  /**
+   * Runs many updates (a load, a replay after restart) with ranking maintenance suspended: the
+   * profiles are recomputed and their rankings rebuilt once at the end, O(n log n), instead of
+   * moved at every update. Queries inside `fn` stay exact (a `topK` rebuilds its profile and
+   * maintenance resumes for it).
+   */
+  batch(fn: () => void): void {
+    for (const p of this.profiles) p.stale = true;
+    try {
+      fn();
+    } finally {
+      this.profiles.forEach((p, pi) => {
+        if (p.stale) this.refresh(pi);
+      });
+    }
+  }
+
   /** Forgets an entity (its values leave running normalisers' populations). */
   remove(entity: string): boolean {
     const slot = this.slots.get(entity);

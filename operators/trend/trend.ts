@@ -47,9 +47,11 @@ export interface Movers {
 }
 
 interface KeyState {
-  /** (start, value) of the windows that can still matter: starts >= latest - period, ascending. */
-  starts: number[];
-  values: number[];
+  /**
+   * The windows that can still matter, as [start0, value0, start1, value1, ...] by ascending
+   * start, starts >= latest - period (two windows for tumbling: one small array per key).
+   */
+  w: number[];
   /**
    * Where the key was last ranked among movers: +1 rising, -1 falling, 0 nowhere; with its
    * ranking score. After the rankings restart for a newer window this may be stale, which is
@@ -107,26 +109,22 @@ export class TrendTracker {
     if (!Number.isFinite(start)) throw new Error(`trend: window start of ${JSON.stringify(key)} must be a finite number, got ${start}`);
     let st = this.keys.get(key);
     if (st === undefined) {
-      st = { starts: [], values: [], side: 0, rankedBy: 0 };
+      st = { w: [], side: 0, rankedBy: 0 };
       this.keys.set(key, st);
     }
-    const { starts, values } = st;
-    const n = starts.length;
-    if (n > 0 && start < starts[n - 1] - this.period) return null;
+    const w = st.w;
+    const n = w.length;
+    if (n > 0 && start < w[n - 2] - this.period) return null;
     let i = n;
-    while (i > 0 && starts[i - 1] > start) i--;
-    if (i > 0 && starts[i - 1] === start) values[i - 1] = value;
+    while (i > 0 && w[i - 2] > start) i -= 2;
+    if (i > 0 && w[i - 2] === start) w[i - 1] = value;
     else {
-      starts.splice(i, 0, start);
-      values.splice(i, 0, value);
+      w.splice(i, 0, start, value);
       if (i === n) {
         // a new latest window: forget what can no longer be its previous window
         let drop = 0;
-        while (starts[drop] < start - this.period) drop++;
-        if (drop) {
-          starts.splice(0, drop);
-          values.splice(0, drop);
-        }
+        while (w[drop] < start - this.period) drop += 2;
+        if (drop) w.splice(0, drop);
       }
     }
     const trend = this.trendOf(key, st);
@@ -150,7 +148,7 @@ export class TrendTracker {
   evictBefore(start: number): number {
     let n = 0;
     for (const [key, st] of this.keys) {
-      if (st.starts[st.starts.length - 1] >= start) continue;
+      if (st.w[st.w.length - 2] >= start) continue;
       this.unrank(key, st);
       this.keys.delete(key);
       n++;
@@ -159,11 +157,11 @@ export class TrendTracker {
   }
 
   private trendOf(key: string, st: KeyState): Trend {
-    const last = st.starts.length - 1;
-    const start = st.starts[last];
-    const value = st.values[last];
+    const w = st.w;
+    const start = w[w.length - 2];
+    const value = w[w.length - 1];
     // starts are ascending and >= start - period, so the previous window can only be the first
-    const previous = last > 0 && st.starts[0] === start - this.period ? st.values[0] : null;
+    const previous = w.length > 2 && w[0] === start - this.period ? w[1] : null;
     if (previous === null) return { key, start, value, previous, change: null, pct: null, direction: null };
     const change = value - previous;
     const pct = previous === 0 ? null : change / Math.abs(previous);
