@@ -11,23 +11,26 @@
  * independence.
  */
 export interface ExactSum {
-  /** Non-overlapping partials in increasing magnitude; their exact total is the sum. */
-  partials: number[];
+  /** Non-overlapping partials in increasing magnitude, in p[0..n); their exact total is the sum. */
+  p: Float64Array;
+  n: number;
   overflow: boolean;
 }
 
 const MIN_NORMAL = 2 ** -1022;
 
 export function emptySum(): ExactSum {
-  return { partials: [], overflow: false };
+  // Typed and fixed-size: resizing a plain array on every add cost more than the arithmetic.
+  return { p: new Float64Array(4), n: 0, overflow: false };
 }
 
 /** Adds a finite x, exactly. */
 export function sumAdd(s: ExactSum, x: number): ExactSum {
   if (s.overflow) return s;
-  const p = s.partials;
+  let p = s.p;
+  const n = s.n;
   let i = 0;
-  for (let j = 0; j < p.length; j++) {
+  for (let j = 0; j < n; j++) {
     let y = p[j];
     if (Math.abs(x) < Math.abs(y)) {
       const t = x;
@@ -40,8 +43,13 @@ export function sumAdd(s: ExactSum, x: number): ExactSum {
     x = hi;
   }
   if (!Number.isFinite(x)) s.overflow = true;
-  p.length = i;
-  p.push(x);
+  if (i === p.length) {
+    p = new Float64Array(p.length * 2);
+    p.set(s.p);
+    s.p = p;
+  }
+  p[i] = x;
+  s.n = i + 1;
   return s;
 }
 
@@ -49,10 +57,10 @@ export function sumAdd(s: ExactSum, x: number): ExactSum {
 export function sumMerge(a: ExactSum, b: ExactSum): ExactSum {
   if (b.overflow) a.overflow = true;
   if (a.overflow) {
-    a.partials = [];
+    a.n = 0;
     return a;
   }
-  for (const x of b.partials) sumAdd(a, x);
+  for (let j = 0; j < b.n; j++) sumAdd(a, b.p[j]);
   return a;
 }
 
@@ -65,9 +73,9 @@ export function sumScale(s: ExactSum, k: number): ExactSum {
     const half = Math.trunc(k / 2);
     return sumScale(sumScale(s, half), k - half);
   }
-  const p = s.partials;
+  const p = s.p;
   let underflow = false;
-  for (let j = 0; j < p.length; j++) {
+  for (let j = 0; j < s.n; j++) {
     const x = p[j] * f;
     if (!Number.isFinite(x)) s.overflow = true;
     else if (x !== 0 && Math.abs(x) < MIN_NORMAL) underflow = true;
@@ -75,7 +83,8 @@ export function sumScale(s: ExactSum, k: number): ExactSum {
   }
   if (underflow && !s.overflow) {
     // Subnormal partials were rounded and may now overlap or vanish: renormalise.
-    const old = p.splice(0, p.length);
+    const old = p.slice(0, s.n);
+    s.n = 0;
     for (const x of old) if (x !== 0) sumAdd(s, x);
   }
   return s;
@@ -84,8 +93,8 @@ export function sumScale(s: ExactSum, k: number): ExactSum {
 /** The exact total, correctly rounded to a double (NaN after overflow); a zero total is +0. */
 export function sumValue(s: ExactSum): number {
   if (s.overflow) return NaN;
-  const p = s.partials;
-  let n = p.length;
+  const p = s.p;
+  let n = s.n;
   if (n === 0) return 0;
   let hi = p[--n];
   let lo = 0;
@@ -107,12 +116,12 @@ export function sumValue(s: ExactSum): number {
 
 /** A copy that shares nothing with `s`. */
 export function sumClone(s: ExactSum): ExactSum {
-  return { partials: s.partials.slice(), overflow: s.overflow };
+  return { p: s.p.slice(), n: s.n, overflow: s.overflow };
 }
 
 /** JSON form: the partials as an array of numbers, or the string "overflow". */
 export function sumToJson(s: ExactSum): number[] | 'overflow' {
-  return s.overflow ? 'overflow' : s.partials.slice();
+  return s.overflow ? 'overflow' : Array.from(s.p.subarray(0, s.n));
 }
 
 /**
@@ -120,7 +129,7 @@ export function sumToJson(s: ExactSum): number[] | 'overflow' {
  * invariant holds whatever list was stored. `fail` reports what is wrong (the caller adds where).
  */
 export function sumFromJson(v: unknown, fail: (what: string) => never): ExactSum {
-  if (v === 'overflow') return { partials: [], overflow: true };
+  if (v === 'overflow') return { p: new Float64Array(4), n: 0, overflow: true };
   if (!Array.isArray(v)) fail(`expected an array of partial sums or "overflow", got ${JSON.stringify(v)?.slice(0, 40)}`);
   const s = emptySum();
   v.forEach((x, i) => {
