@@ -41,7 +41,9 @@ function matches(sel: Selector, s: Sample): boolean {
 function oracle(o: RatioOptions, xs: readonly Sample[]): number | null {
   const side = (sel: Selector) => exactSum(xs.filter((s) => matches(sel, s)).map((s) => (o.of === 'sum' ? s.value : 1)));
   const den = side(o.denominator);
-  return den === 0 ? null : side(o.numerator) / den;
+  if (den === 0) return null;
+  const r = side(o.numerator) / den;
+  return Number.isFinite(r) ? r : null; // e.g. -1e300 / 5e-324
 }
 
 describe('ratio', () => {
