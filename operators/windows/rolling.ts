@@ -1,0 +1,224 @@
+/**
+ * State of rolling windows for KeyedWindows: per key, its panes (pane start -> accumulator) and,
+ * per size, the trigger cell of the window [E - size, E) where E is the end of the pane of the
+ * key's newest event. When a newer pane arrives, those windows are replaced by the ones ending
+ * with it (the old ones are superseded, not re-emitted) and panes older than the largest size
+ * are dropped. A key is dropped once the watermark passes E + largest size + allowed lateness:
+ * any later event starts windows that hold none of its panes.
+ */
+import { tumblingStart } from './assign.js';
+import type { RollingAssigner, RollingSize } from './assigners.js';
+import type { KeyedBatch, StateSize, WindowContext, WindowOutput, WindowState, WindowStats } from './keyed.js';
+import { decodeAcc, decodeArray, decodeCount, decodeNumber, decodeString } from './snapshot.js';
+import { TimerHeap, type Timed } from './timers.js';
+import { FINAL, NONE, PARTIAL, newCell, type Firing, type WindowCell } from './triggers.js';
+
+interface RollingKey<ACC> extends Timed {
+  key: string;
+  panes: Map<number, ACC>;
+  /** Start of the pane of the newest event. */
+  newest: number;
+  /** One per size, in the assigner's order. */
+  cells: WindowCell[];
+  queued: boolean;
+  dead: boolean;
+}
+
+export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
+  private readonly name: string;
+  private readonly pane: number;
+  private readonly sizes: readonly RollingSize[];
+  private readonly maxSize: number;
+  /** Size indexes from the smallest size up. */
+  private readonly ascending: number[];
+  private readonly keys = new Map<string, RollingKey<ACC>>();
+  private readonly timers = new TimerHeap<RollingKey<ACC>>();
+  private queue: RollingKey<ACC>[] = [];
+  private accCount = 0;
+
+  constructor(
+    assigner: RollingAssigner,
+    private readonly ctx: WindowContext<ACC>,
+  ) {
+    this.name = assigner.name;
+    this.pane = assigner.paneMs;
+    this.sizes = assigner.sizes;
+    this.maxSize = Math.max(...assigner.sizes.map((s) => s.sizeMs));
+    this.ascending = assigner.sizes.map((_, j) => j).sort((a, b) => assigner.sizes[a].sizeMs - assigner.sizes[b].sizeMs);
+  }
+
+  ingest(batch: KeyedBatch<IN>, wm: number, out: WindowOutput<IN, R>, stats: WindowStats): void {
+    const { keys, ts, items } = batch;
+    const { agg, trigger, allowedLatenessMs: lateness } = this.ctx;
+    const { pane, sizes, maxSize } = this;
+    for (let i = 0; i < keys.length; i++) {
+      const t = ts[i];
+      const key = keys[i];
+      if (!Number.isFinite(t)) {
+        stats.late++;
+        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'bad-timestamp', watermark: wm });
+        continue;
+      }
+      const p = tumblingStart(t, pane);
+      if (p + pane + lateness <= wm) {
+        stats.late++;
+        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'closed', watermark: wm });
+        continue;
+      }
+      let rk = this.keys.get(key);
+      if (rk !== undefined && p + pane <= rk.newest + pane - maxSize) {
+        stats.late++;
+        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'out-of-range', watermark: wm });
+        continue;
+      }
+      if (rk === undefined) {
+        rk = { key, panes: new Map(), newest: -Infinity, cells: [], queued: false, dead: false, due: Infinity };
+        this.keys.set(key, rk);
+      }
+      let acc = rk.panes.get(p);
+      if (acc === undefined) {
+        acc = agg.create();
+        rk.panes.set(p, acc);
+        this.accCount++;
+      }
+      agg.add(acc, items[i]);
+      stats.assigned++;
+      if (p > rk.newest) this.advanceNewest(rk, p);
+      const end = rk.newest + pane;
+      const open = end > wm;
+      let look = false;
+      for (let j = 0; j < sizes.length; j++) if (p >= end - sizes[j].sizeMs && trigger.onEvent(rk.cells[j], open)) look = true;
+      if (look && !rk.queued) {
+        rk.queued = true;
+        this.queue.push(rk);
+      }
+      this.timers.schedule(rk, end);
+    }
+  }
+
+  /** The key's windows now end with pane `p`: fresh cells, and panes older than the largest size go. */
+  private advanceNewest(rk: RollingKey<ACC>, p: number): void {
+    rk.newest = p;
+    rk.cells = this.sizes.map(newCell);
+    const oldest = p + this.pane - this.maxSize;
+    for (const start of rk.panes.keys()) {
+      if (start < oldest) {
+        rk.panes.delete(start);
+        this.accCount--;
+      }
+    }
+  }
+
+  fire(wm: number, out: WindowOutput<IN, R>): void {
+    const { trigger, allowedLatenessMs: lateness } = this.ctx;
+    const firings: Firing[] = this.sizes.map(() => NONE);
+    for (let rk = this.timers.next(wm); rk !== undefined; rk = this.timers.next(wm)) {
+      if (rk.dead) continue;
+      const end = rk.newest + this.pane;
+      if (end <= wm) {
+        let any = false;
+        for (let j = 0; j < firings.length; j++) any = (firings[j] = rk.cells[j].needsFinal ? FINAL : NONE) !== NONE || any;
+        if (any) this.emit(rk, firings, out);
+      }
+      if (end + this.maxSize + lateness <= wm) {
+        this.keys.delete(rk.key);
+        rk.dead = true;
+        this.accCount -= rk.panes.size;
+      } else this.timers.schedule(rk, rk.cells.some((c) => c.needsFinal) ? end : end + this.maxSize + lateness);
+    }
+    const queue = this.queue;
+    this.queue = [];
+    for (const rk of queue) {
+      rk.queued = false;
+      if (rk.dead) continue;
+      const end = rk.newest + this.pane;
+      let any = false;
+      for (let j = 0; j < firings.length; j++) any = (firings[j] = trigger.atBatchEnd(rk.cells[j], end, wm)) !== NONE || any;
+      if (any) this.emit(rk, firings, out);
+    }
+  }
+
+  tick(wm: number, out: WindowOutput<IN, R>): void {
+    const { trigger } = this.ctx;
+    const firings: Firing[] = this.sizes.map(() => NONE);
+    for (const rk of this.keys.values()) {
+      const end = rk.newest + this.pane;
+      let any = false;
+      for (let j = 0; j < firings.length; j++) any = (firings[j] = trigger.atTick(rk.cells[j], end, wm) ? PARTIAL : NONE) !== NONE || any;
+      if (any) this.emit(rk, firings, out);
+    }
+  }
+
+  /**
+   * Emits the windows of `rk` marked in `firings`, merging panes once from the newest back:
+   * each size starts from the result of the next smaller one.
+   */
+  private emit(rk: RollingKey<ACC>, firings: readonly Firing[], out: WindowOutput<IN, R>): void {
+    const { agg, trigger } = this.ctx;
+    const end = rk.newest + this.pane;
+    let widest = 0;
+    for (let j = 0; j < firings.length; j++) if (firings[j] !== NONE && this.sizes[j].sizeMs > widest) widest = this.sizes[j].sizeMs;
+    const starts: number[] = [];
+    for (const p of rk.panes.keys()) if (p >= end - widest) starts.push(p);
+    starts.sort((a, b) => b - a);
+    let acc = agg.create();
+    let k = 0;
+    for (const j of this.ascending) {
+      const size = this.sizes[j].sizeMs;
+      if (size > widest) break;
+      for (; k < starts.length && starts[k] >= end - size; k++) agg.merge(acc, rk.panes.get(starts[k])!);
+      if (firings[j] === NONE) continue;
+      const final = firings[j] === FINAL;
+      out.emit({ window: this.sizes[j].name, key: rk.key, start: end - size, end, result: agg.result(acc) as R, revision: trigger.emitted(rk.cells[j], final), final });
+      if (size < widest) acc = agg.merge(agg.create(), acc);
+    }
+  }
+
+  stateSize(wm: number): StateSize {
+    let windows = 0;
+    for (const rk of this.keys.values()) if (rk.newest + this.pane + this.ctx.allowedLatenessMs > wm) windows += this.sizes.length;
+    return { keys: this.keys.size, windows, accumulators: this.accCount };
+  }
+
+  snapshot(): unknown {
+    const serialize = this.ctx.agg.serialize;
+    const keys: unknown[] = [];
+    for (const rk of this.keys.values()) {
+      const panes: unknown[] = [];
+      for (const [p, acc] of rk.panes) panes.push(p, serialize(acc));
+      const cells: number[] = [];
+      for (const c of rk.cells) cells.push(c.revision, c.needsFinal ? 1 : 0, c.pending);
+      keys.push([rk.key, rk.newest, panes, cells]);
+    }
+    return { keys };
+  }
+
+  restore(state: unknown): void {
+    const s = (state ?? {}) as { keys?: unknown };
+    const { agg, allowedLatenessMs: lateness } = this.ctx;
+    const deserialize = (text: string) => agg.deserialize(text);
+    const keys = new Map<string, RollingKey<ACC>>();
+    let accCount = 0;
+    for (const [i, entry] of decodeArray(s.keys, 'state.keys').entries()) {
+      const [key, newest, panes, cells] = decodeArray(entry, `state.keys[${i}]`, 4);
+      const where = `state.keys[${i}]`;
+      const rk: RollingKey<ACC> = { key: decodeString(key, where), panes: new Map(), newest: decodeNumber(newest, `${where} newest`), cells: [], queued: false, dead: false, due: Infinity };
+      const flat = decodeArray(panes, `${where} panes`, 2);
+      for (let j = 0; j < flat.length; j += 2) rk.panes.set(decodeNumber(flat[j], `${where} pane`), decodeAcc(deserialize, flat[j + 1], `${where} (key ${rk.key}) pane ${String(flat[j])}`));
+      const c = decodeArray(cells, `${where} cells`, 3);
+      if (c.length !== 3 * this.sizes.length) throw new Error(`window snapshot: ${where} has ${c.length / 3} window cells, the assigner has ${this.sizes.length} sizes`);
+      for (let j = 0; j < c.length; j += 3) rk.cells.push({ revision: decodeCount(c[j], where), needsFinal: decodeCount(c[j + 1], where) === 1, pending: decodeCount(c[j + 2], where) });
+      accCount += rk.panes.size;
+      keys.set(rk.key, rk);
+    }
+    this.keys.clear();
+    this.timers.clear();
+    this.queue = [];
+    for (const [key, rk] of keys) {
+      this.keys.set(key, rk);
+      const end = rk.newest + this.pane;
+      this.timers.schedule(rk, rk.cells.some((c) => c.needsFinal) ? end : end + this.maxSize + lateness);
+    }
+    this.accCount = accCount;
+  }
+}
