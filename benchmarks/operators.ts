@@ -26,17 +26,9 @@ export async function operatorBench(say: Say, only: string[] = []): Promise<void
   }
 }
 
-/** Times fn over `n` items and returns items per second (best of `rounds`, after one warm-up). */
-export function perSecond(n: number, fn: () => void, rounds = 3): number {
-  fn();
-  let best = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    const t = performance.now();
-    fn();
-    best = Math.min(best, performance.now() - t);
-  }
-  return (n / best) * 1000;
-}
+// Families import timing helpers from ./timing.js, never from this file: this file imports them
+// while its top-level await runs, so importing it back would never finish.
+export { perSecond } from './timing.js';
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   await operatorBench((l) => process.stdout.write(l + '\n'), process.argv.slice(2));

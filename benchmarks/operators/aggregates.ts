@@ -8,7 +8,7 @@
  *   npx tsx benchmarks/operators.ts aggregates
  */
 import * as hdrjs from 'hdr-histogram-js';
-import type { Say } from '../operators.js';
+import type { Say } from '../timing.js';
 import type { Sample } from '../../operators/sample.js';
 import { aggregatorFor, type AnyAggregator } from '../../operators/aggregates/registry.js';
 import { hdrQuantiles, releaseHdr } from '../../operators/aggregates/hdr.js';
