@@ -92,13 +92,18 @@ export function streams(shape: StreamShape): fc.Arbitrary<Stream> {
         { minLength: 80, maxLength: 80 },
       ),
       nowSteps: fc.array(fc.integer({ min: 0, max: 120 }), { minLength: 80, maxLength: 80 }),
+      /** Some events arrive this many places later than their turn (stragglers that bridge sessions or correct windows). */
+      delays: fc.array(fc.option(fc.integer({ min: 1, max: 40 }), { freq: 5 }), { minLength: shape.maxEvents ?? 200, maxLength: shape.maxEvents ?? 200 }),
     })
-    .map(({ keyCount, t0, disorder, lag, raw, batchSizes, between, nowSteps }) => {
+    .map(({ keyCount, t0, disorder, lag, raw, batchSizes, between, nowSteps, delays }) => {
       let base = t0;
-      const events: Ev[] = raw.map((r, id) => {
-        base += r.step;
-        return { key: KEYS[r.k % keyCount], ts: base + Math.round(r.jitter * disorder), item: { id, value: r.value } };
-      });
+      const events: Ev[] = raw
+        .map((r, id) => {
+          base += r.step;
+          return { key: KEYS[r.k % keyCount], ts: base + Math.round(r.jitter * disorder), item: { id, value: r.value }, arrival: id + (delays[id] ?? 0) };
+        })
+        .sort((a, b) => a.arrival - b.arrival)
+        .map(({ arrival: _, ...e }) => e);
       const steps: Step[] = [];
       let wm = -Infinity;
       let now = 1_000_000 + t0;
