@@ -10,8 +10,10 @@
  *
  * where m is the largest number of times one value repeats: an estimate interpolated between two
  * neighbouring centroids falls strictly between data values and can miss by half a centroid,
- * which for repeated values is half their count (and half a rank for single values at small n). That bound is what the property tests check; on
- * continuous data the measured error is about a fifth of 4δq(1 − q) (docs/operators-aggregates.md).
+ * which for repeated values is half their count (and half a rank for single values at small n).
+ * That bound is what the property tests check. Measured on continuous data (n up to 50,000, one
+ * digest or five merged) the worst rank error was 0.002 for δ = 0.01 and 0.006 for δ = 0.05,
+ * smallest in the tails (docs/operators-aggregates.md).
  * The package gives no hard guarantee, and neither do we beyond what is tested.
  *
  * Merge pushes the other digest's centroids in as weighted points: approximate, not exact (the
