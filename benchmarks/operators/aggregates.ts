@@ -8,26 +8,10 @@
  *   npx tsx benchmarks/operators.ts aggregates
  */
 import * as hdrjs from 'hdr-histogram-js';
-import type { Say } from '../timing.js';
+import { perSecond, type Say } from '../timing.js';
 import type { Sample } from '../../operators/sample.js';
 import { aggregatorFor, type AnyAggregator } from '../../operators/aggregates/registry.js';
 import { hdrQuantiles, releaseHdr } from '../../operators/aggregates/hdr.js';
-
-/**
- * Items per second of fn over n items, best of `rounds` after one warm-up: perSecond of
- * ../operators.ts, copied because importing it from here, when operators.ts is the entry point
- * that awaits this module at top level, is a circular import that never settles.
- */
-function perSecond(n: number, fn: () => void, rounds = 3): number {
-  fn();
-  let best = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    const t = performance.now();
-    fn();
-    best = Math.min(best, performance.now() - t);
-  }
-  return (n / best) * 1000;
-}
 
 const N = 200_000;
 const PER_KEY = 1000;
