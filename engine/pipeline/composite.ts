@@ -21,6 +21,13 @@ interface Part {
 export function compositeAggregator(spec: PipelineSpec, where: string): { aggregator: Aggregator<Sample, unknown[], Columns>; columns: string[] } {
   const parts: Part[] = Object.entries(spec.aggregates).map(([name, a]) => {
     const { fn, metric, ...options } = a;
+    if (fn === 'rate' && options.window === undefined) {
+      // A rate divides by the window's length: the pipeline knows it for fixed-size windows.
+      const w = spec.window;
+      if (w.type !== 'tumbling' && w.type !== 'sliding')
+        throw new Error(`${where}: aggregates.${name}: rate needs a fixed window length, and a ${w.type} window has none; use count (or give window:)`);
+      options.window = w.size;
+    }
     const agg = aggregatorFor(fn, options, `${where}: aggregates.${name}`);
     return { name, metric, agg, columns: aggregateColumns(name, a) };
   });

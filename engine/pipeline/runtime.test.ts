@@ -99,3 +99,14 @@ describe('PipelineRuntime vs brute force', () => {
     expect(() => new PipelineRuntime(withAlert)).toThrow(/pipeline ops: alerts is declared/);
   });
 });
+
+describe('PipelineRuntime: rate takes the window length', () => {
+  it('a tumbling rate is count per second of the window; a global rate is refused with its path', () => {
+    const rt = new PipelineRuntime(parsePipeline({ name: 'r', source: { metrics: ['x'] }, window: { type: 'tumbling', size: '10s' }, aggregates: { per_s: { fn: 'rate' } } }));
+    const samples = Array.from({ length: 25 }, (_, i) => ({ metric: 'x', key: 'k', ts: 1000 + i, value: 1 }));
+    rt.process(samples, -1, -1, 0);
+    const [r] = rt.tick(1e12, 1).results;
+    expect(r.per_s).toBe(2.5);
+    expect(() => new PipelineRuntime(parsePipeline({ name: 'g', source: { metrics: ['x'] }, window: { type: 'global' }, aggregates: { per_s: { fn: 'rate' } } }))).toThrow(/pipeline g: aggregates\.per_s: rate needs a fixed window length/);
+  });
+});

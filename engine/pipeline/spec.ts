@@ -15,6 +15,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from '../../operators/windows/assign.js';
+import { quantileName } from '../../operators/aggregates/percentiles.js';
 
 const NAME_RE = /^[a-z][a-z0-9_]{0,47}$/;
 const FIELD_RE = /^[a-z][a-z0-9_]{0,47}$/;
@@ -176,12 +177,7 @@ export function definePipeline(spec: PipelineInput): PipelineInput {
 }
 
 /** Rules that span fields. */
-/** "p50" for 0.5, "p95" for 0.95, "p999" for 0.999, "p100" for 1: the column suffix of a quantile. */
-export function quantileName(q: number): string {
-  if (q === 1) return 'p100';
-  const digits = String(q).replace(/^0\./, '');
-  return 'p' + (q === 0 ? '0' : digits.padEnd(2, '0'));
-}
+export { quantileName };
 
 export const DEFAULT_QUANTILES = [0.5, 0.9, 0.95, 0.99];
 
