@@ -6,7 +6,7 @@
 import { GLOBAL_END, GLOBAL_START, type GlobalAssigner } from './assigners.js';
 import type { KeyedBatch, StateSize, WindowContext, WindowOutput, WindowState, WindowStats } from './keyed.js';
 import { decodeAcc, decodeArray, decodeCount, decodeString } from './snapshot.js';
-import { NONE, newCell, type WindowCell } from './triggers.js';
+import { NONE, type WindowCell } from './triggers.js';
 
 interface Running<ACC> extends WindowCell {
   key: string;
@@ -33,7 +33,7 @@ export class GlobalState<IN, ACC, R> implements WindowState<IN, R> {
       const key = keys[i];
       let run = this.keys.get(key);
       if (run === undefined) {
-        run = { key, acc: agg.create(), ...newCell(), queued: false };
+        run = { key, acc: agg.create(), revision: -1, needsFinal: true, pending: 0, queued: false };
         this.keys.set(key, run);
       }
       agg.add(run.acc, items[i]);

@@ -9,7 +9,7 @@ import { tumblingStart } from './assign.js';
 import { paneWidth, type SlidingAssigner, type TumblingAssigner } from './assigners.js';
 import type { KeyedBatch, StateSize, WindowContext, WindowOutput, WindowState, WindowStats } from './keyed.js';
 import { decodeAcc, decodeArray, decodeCount, decodeNumber, decodeString, encodeNumber } from './snapshot.js';
-import { FINAL, NONE, newCell, type WindowCell } from './triggers.js';
+import { FINAL, NONE, type WindowCell } from './triggers.js';
 
 interface PaneGroup<ACC> {
   start: number;
@@ -18,6 +18,11 @@ interface PaneGroup<ACC> {
 
 interface PaneCell extends WindowCell {
   queued: boolean;
+}
+
+/** A literal, not a spread of newCell(): spread objects made cell updates ten times slower in V8. */
+function newPaneCell(): PaneCell {
+  return { revision: -1, needsFinal: true, pending: 0, queued: false };
 }
 
 interface WindowGroup {
@@ -112,7 +117,7 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
       const group = this.windowGroup(w);
       let cell = group.cells.get(key);
       if (cell === undefined) {
-        cell = { ...newCell(), queued: false };
+        cell = newPaneCell();
         group.cells.set(key, cell);
       }
       if (trigger.onEvent(cell, open) && !cell.queued) {
@@ -182,7 +187,7 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
           return;
         }
         group ??= this.windowGroup(w);
-        cell = { ...newCell(), queued: false };
+        cell = newPaneCell();
         group.cells.set(key, cell);
       }
       out.emit({ window: this.name, key, start: w, end, result, revision: trigger.emitted(cell, true), final: true });

@@ -1,5 +1,5 @@
 /**
- * State of rolling windows for KeyedWindows: per key, its panes (pane start -> accumulator) and,
+ * State of rolling windows for KeyedWindows: per key, its panes (starts ascending, accumulators) and,
  * per size, the trigger cell of the window [E - size, E) where E is the end of the pane of the
  * key's newest event. When a newer pane arrives, those windows are replaced by the ones ending
  * with it (the old ones are superseded, not re-emitted) and panes older than the largest size
@@ -15,7 +15,9 @@ import { FINAL, NONE, PARTIAL, newCell, type Firing, type WindowCell } from './t
 
 interface RollingKey<ACC> extends Timed {
   key: string;
-  panes: Map<number, ACC>;
+  /** Pane starts, ascending, and their accumulators (a key holds at most the largest size of panes). */
+  starts: number[];
+  accs: ACC[];
   /** Start of the pane of the newest event. */
   newest: number;
   /** One per size, in the assigner's order. */
@@ -72,16 +74,18 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
         continue;
       }
       if (rk === undefined) {
-        rk = { key, panes: new Map(), newest: -Infinity, cells: [], queued: false, dead: false, due: Infinity };
+        rk = { key, starts: [], accs: [], newest: -Infinity, cells: [], queued: false, dead: false, due: Infinity };
         this.keys.set(key, rk);
       }
-      let acc = rk.panes.get(p);
-      if (acc === undefined) {
-        acc = agg.create();
-        rk.panes.set(p, acc);
+      // events mostly land in the newest pane: search from the end
+      let j = rk.starts.length - 1;
+      while (j >= 0 && rk.starts[j] > p) j--;
+      if (j < 0 || rk.starts[j] !== p) {
+        rk.starts.splice(++j, 0, p);
+        rk.accs.splice(j, 0, agg.create());
         this.accCount++;
       }
-      agg.add(acc, items[i]);
+      agg.add(rk.accs[j], items[i]);
       stats.assigned++;
       if (p > rk.newest) this.advanceNewest(rk, p);
       const end = rk.newest + pane;
@@ -101,11 +105,12 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
     rk.newest = p;
     rk.cells = this.sizes.map(newCell);
     const oldest = p + this.pane - this.maxSize;
-    for (const start of rk.panes.keys()) {
-      if (start < oldest) {
-        rk.panes.delete(start);
-        this.accCount--;
-      }
+    let k = 0;
+    while (k < rk.starts.length && rk.starts[k] < oldest) k++;
+    if (k > 0) {
+      rk.starts.splice(0, k);
+      rk.accs.splice(0, k);
+      this.accCount -= k;
     }
   }
 
@@ -123,7 +128,7 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
       if (end + this.maxSize + lateness <= wm) {
         this.keys.delete(rk.key);
         rk.dead = true;
-        this.accCount -= rk.panes.size;
+        this.accCount -= rk.starts.length;
       } else this.timers.schedule(rk, rk.cells.some((c) => c.needsFinal) ? end : end + this.maxSize + lateness);
     }
     const queue = this.queue;
@@ -158,15 +163,13 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
     const end = rk.newest + this.pane;
     let widest = 0;
     for (let j = 0; j < firings.length; j++) if (firings[j] !== NONE && this.sizes[j].sizeMs > widest) widest = this.sizes[j].sizeMs;
-    const starts: number[] = [];
-    for (const p of rk.panes.keys()) if (p >= end - widest) starts.push(p);
-    starts.sort((a, b) => b - a);
+    const { starts, accs } = rk;
     let acc = agg.create();
-    let k = 0;
+    let k = starts.length - 1;
     for (const j of this.ascending) {
       const size = this.sizes[j].sizeMs;
       if (size > widest) break;
-      for (; k < starts.length && starts[k] >= end - size; k++) agg.merge(acc, rk.panes.get(starts[k])!);
+      for (; k >= 0 && starts[k] >= end - size; k--) agg.merge(acc, accs[k]);
       if (firings[j] === NONE) continue;
       const final = firings[j] === FINAL;
       out.emit({ window: this.sizes[j].name, key: rk.key, start: end - size, end, result: agg.result(acc) as R, revision: trigger.emitted(rk.cells[j], final), final });
@@ -185,7 +188,7 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
     const keys: unknown[] = [];
     for (const rk of this.keys.values()) {
       const panes: unknown[] = [];
-      for (const [p, acc] of rk.panes) panes.push(p, serialize(acc));
+      for (let j = 0; j < rk.starts.length; j++) panes.push(rk.starts[j], serialize(rk.accs[j]));
       const cells: number[] = [];
       for (const c of rk.cells) cells.push(c.revision, c.needsFinal ? 1 : 0, c.pending);
       keys.push([rk.key, rk.newest, panes, cells]);
@@ -202,13 +205,18 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
     for (const [i, entry] of decodeArray(s.keys, 'state.keys').entries()) {
       const [key, newest, panes, cells] = decodeArray(entry, `state.keys[${i}]`, 4);
       const where = `state.keys[${i}]`;
-      const rk: RollingKey<ACC> = { key: decodeString(key, where), panes: new Map(), newest: decodeNumber(newest, `${where} newest`), cells: [], queued: false, dead: false, due: Infinity };
+      const rk: RollingKey<ACC> = { key: decodeString(key, where), starts: [], accs: [], newest: decodeNumber(newest, `${where} newest`), cells: [], queued: false, dead: false, due: Infinity };
       const flat = decodeArray(panes, `${where} panes`, 2);
-      for (let j = 0; j < flat.length; j += 2) rk.panes.set(decodeNumber(flat[j], `${where} pane`), decodeAcc(deserialize, flat[j + 1], `${where} (key ${rk.key}) pane ${String(flat[j])}`));
+      for (let j = 0; j < flat.length; j += 2) {
+        const p = decodeNumber(flat[j], `${where} pane`);
+        if (rk.starts.length > 0 && p <= rk.starts[rk.starts.length - 1]) throw new Error(`window snapshot: ${where} panes must be in ascending order of start`);
+        rk.starts.push(p);
+        rk.accs.push(decodeAcc(deserialize, flat[j + 1], `${where} (key ${rk.key}) pane ${p}`));
+      }
       const c = decodeArray(cells, `${where} cells`, 3);
       if (c.length !== 3 * this.sizes.length) throw new Error(`window snapshot: ${where} has ${c.length / 3} window cells, the assigner has ${this.sizes.length} sizes`);
       for (let j = 0; j < c.length; j += 3) rk.cells.push({ revision: decodeCount(c[j], where), needsFinal: decodeCount(c[j + 1], where) === 1, pending: decodeCount(c[j + 2], where) });
-      accCount += rk.panes.size;
+      accCount += rk.starts.length;
       keys.set(rk.key, rk);
     }
     this.keys.clear();

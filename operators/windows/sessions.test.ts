@@ -46,7 +46,9 @@ interface OracleSession {
  * Brute force for sessions: sessions are recomputed from every accepted event of the key; a
  * recomputed session takes the trigger state of the sessions it contains (highest revision,
  * summed pending counts). An event is late if the session it would join contains an event of a
- * session already closed for good, or ends at least allowedLateness before the watermark.
+ * session already closed for good, or ends at least allowedLateness before the watermark. A key
+ * with no live session forgets its closed sessions once the watermark passed their end + gap +
+ * allowedLateness.
  */
 class SessionOracle extends Oracle {
   private readonly accepted = new Map<string, Ev[]>();
@@ -110,6 +112,12 @@ class SessionOracle extends Oracle {
       this.frontier.set(o.key, Math.max(this.frontier.get(o.key) ?? -Infinity, end));
       return false;
     });
+    // a key with no live session forgets its closed ones once the watermark passed their end + gap + allowed lateness
+    for (const [key, f] of this.frontier) {
+      if (f + this.gap + this.lateness > wm || this.live.some((o) => o.key === key)) continue;
+      this.frontier.delete(key);
+      this.accepted.delete(key);
+    }
   }
 
   stateSize(wm: number): StateSize {
