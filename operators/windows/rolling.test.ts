@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { from, lastValueFrom, toArray } from 'rxjs';
+import type { Aggregator } from '../aggregate.js';
 import { rolling, type RollingAssigner } from './assigners.js';
 import { KeyedWindows, rollingWindows, type KeyedBatch, type LateEvent, type LateReason, type StateSize, type WindowResult } from './keyed.js';
 import {
@@ -230,6 +231,25 @@ describe('rolling windows by hand', () => {
       expect(outs.map((x) => x.stats)).toEqual(run.records.map((r) => r.stats));
       outs.forEach((x, i) => expect(x.results.map((e) => `${e.window}|${e.key}|${e.end}|${e.revision}|${e.result.sum}`).sort()).toEqual(run.records[i].results.map((e) => `${e.window}|${e.key}|${e.end}|${e.revision}|${e.sum}`).sort()));
     }
+  });
+
+  it('results of the smaller sizes stay as emitted even when the aggregator returns its accumulator as the result', () => {
+    const live: Aggregator<Item, number[], number[]> = {
+      create: () => [],
+      add: (acc, item) => (acc.push(item.value), acc),
+      merge: (a, b) => (a.push(...b), a),
+      result: (acc) => acc,
+      serialize: (acc) => JSON.stringify(acc),
+      deserialize: (text) => JSON.parse(text) as number[],
+    };
+    const w = new KeyedWindows({ assigner: rolling('r', 10, [{ name: '10', sizeMs: 10 }, { name: '20', sizeMs: 20 }, { name: '30', sizeMs: 30 }]) }, live);
+    const got: [string, number[]][] = [];
+    w.process(batchOf([['k', 1, 1], ['k', 11, 2], ['k', 21, 3]], -Infinity, -Infinity), { emit: (e) => got.push([e.window, e.result]), late: () => {} });
+    expect(got).toEqual([
+      ['10', [3]],
+      ['20', [3, 2]],
+      ['30', [3, 2, 1]],
+    ]);
   });
 
   it('rejects sizes that are not whole panes, and repeated size names', () => {
