@@ -3,7 +3,9 @@
  * gcd(size, slide) (the window itself when tumbling): pane start -> (key -> accumulator), so an
  * event updates one accumulator and a window result merges the window's panes for the key.
  * Trigger state lives per window start -> (key -> cell), created only when needed: for open
- * windows under count or early firing, and for fired windows still open to corrections.
+ * windows under count or early firing, and for fired windows that take an event within allowed
+ * lateness. A fired window without a cell for a key emitted it once, at revision 0, if it held
+ * data for it then, so the watermark firing of a large window allocates nothing per key.
  */
 import { tumblingStart } from './assign.js';
 import { paneWidth, type SlidingAssigner, type TumblingAssigner } from './assigners.js';
@@ -93,6 +95,7 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
       }
       const key = keys[i];
       let acc = group!.accs.get(key);
+      const created = acc === undefined;
       if (acc === undefined) {
         acc = agg.create();
         group!.accs.set(key, acc);
@@ -100,12 +103,15 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
       }
       agg.add(acc, items[i]);
       stats.assigned++;
-      if (tracks || firstEnd <= wm) this.touch(p, key, wm);
+      if (tracks || firstEnd <= wm) this.touch(p, key, wm, created);
     }
   }
 
-  /** Tells the trigger of every window holding pane `p` (and not closed for good) that `key` got an event. */
-  private touch(p: number, key: string, wm: number): void {
+  /**
+   * Tells the trigger of every window holding pane `p` (and not closed for good) that `key` got
+   * an event; `created` says the event opened the key's accumulator in `p`.
+   */
+  private touch(p: number, key: string, wm: number, created: boolean): void {
     const { size, slide } = this;
     const { trigger, allowedLatenessMs: lateness } = this.ctx;
     const last = tumblingStart(p, slide);
@@ -118,6 +124,8 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
       let cell = group.cells.get(key);
       if (cell === undefined) {
         cell = newPaneCell();
+        // fired windows keep no cell for keys emitted by the watermark firing alone (revision 0)
+        if (!open && this.heldBefore(w, key, p, created)) cell.revision = 0;
         group.cells.set(key, cell);
       }
       if (trigger.onEvent(cell, open) && !cell.queued) {
@@ -125,6 +133,15 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
         this.queue.push({ group, key, cell });
       }
     }
+  }
+
+  /** Whether `key` had data in window `w` before the current event (which went to pane `p`). */
+  private heldBefore(w: number, key: string, p: number, created: boolean): boolean {
+    for (let q = w, end = w + this.size; q < end; q += this.pane) {
+      if (q === p && created) continue;
+      if (this.panes.get(q)?.accs.has(key)) return true;
+    }
+    return false;
   }
 
   private windowGroup(w: number): WindowGroup {
@@ -150,7 +167,7 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
           if (end > this.fired && end <= wm) starts.add(w);
         }
       }
-      for (const w of [...starts].sort((a, b) => a - b)) this.fireWindow(w, wm, out);
+      for (const w of [...starts].sort((a, b) => a - b)) this.fireWindow(w, out);
       this.fired = wm;
     }
     const queue = this.queue;
@@ -174,23 +191,14 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
   }
 
   /** The watermark firing of window `w`: every key with data in it that has not had a final result since it last changed. */
-  private fireWindow(w: number, wm: number, out: WindowOutput<IN, R>): void {
-    const { trigger, allowedLatenessMs: lateness, agg } = this.ctx;
+  private fireWindow(w: number, out: WindowOutput<IN, R>): void {
+    const { trigger, agg } = this.ctx;
     const end = w + this.size;
-    const keep = end + lateness > wm;
-    let group = this.windows.get(w);
+    const group = this.windows.get(w);
+    // keys without a cell (no early or count firing) get revision 0 and no cell: see touch()
     const emit = (key: string, result: R) => {
-      let cell = group?.cells.get(key);
-      if (cell === undefined) {
-        if (!keep) {
-          out.emit({ window: this.name, key, start: w, end, result, revision: 0, final: true });
-          return;
-        }
-        group ??= this.windowGroup(w);
-        cell = newPaneCell();
-        group.cells.set(key, cell);
-      }
-      out.emit({ window: this.name, key, start: w, end, result, revision: trigger.emitted(cell, true), final: true });
+      const cell = group?.cells.get(key);
+      out.emit({ window: this.name, key, start: w, end, result, revision: cell === undefined ? 0 : trigger.emitted(cell, true), final: true });
     };
     if (this.pane === this.size) {
       const only = this.panes.get(w);
