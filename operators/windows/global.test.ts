@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { GLOBAL_END, GLOBAL_START, globalWindow } from './assigners.js';
 import { KeyedWindows, globalWindows, type KeyedBatch, type LateReason, type StateSize, type WindowResult } from './keyed.js';
-import { countSum, drive, Oracle, oracleCell, runOracle, streams, triggers, type CountSum, type Ev, type Item, type OracleCell, type OracleWindow } from './testkit.js';
+import { countSum, drive, Oracle, oracleCell, runOracle, streams, triggers, type CountSum, type Ev, type Item, type OracleCell, type OracleWindow } from './testing/testkit.js';
 
 /** Brute force for global windows: every event counts, forever. */
 class GlobalOracle extends Oracle {

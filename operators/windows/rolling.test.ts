@@ -20,7 +20,7 @@ import {
   type OracleCell,
   type OracleWindow,
   type Stream,
-} from './testkit.js';
+} from './testing/testkit.js';
 import type { TriggerSpec } from './triggers.js';
 
 /**

@@ -19,7 +19,7 @@ import {
   type OracleCell,
   type OracleWindow,
   type Stream,
-} from './testkit.js';
+} from './testing/testkit.js';
 import type { TriggerSpec } from './triggers.js';
 
 /** Sessions of a set of events by brute force: sorted by time, a new session wherever two neighbours are gap or more apart. */

@@ -5,9 +5,9 @@
  * snapshot/restore mid-stream), and the trigger rules restated for brute-force oracles.
  */
 import fc from 'fast-check';
-import type { Aggregator } from '../aggregate.js';
-import type { KeyedWindows, LateEvent, LateReason, StateSize, WindowResult, WindowStats } from './keyed.js';
-import type { TriggerSpec } from './triggers.js';
+import type { Aggregator } from '../../aggregate.js';
+import type { KeyedWindows, LateEvent, LateReason, StateSize, WindowResult, WindowStats } from '../keyed.js';
+import type { TriggerSpec } from '../triggers.js';
 
 export interface Item {
   id: number;
