@@ -1,5 +1,5 @@
 import type { MonoTypeOperatorFunction, SchedulerLike } from 'rxjs';
-import { checkTimingOptions, DueHeap, keyedGate, type KeyedGate } from './gate.js';
+import { checkTimingOptions, HeapGate, keyedGate, type GateEntry } from './gate.js';
 
 export interface DebounceOptions {
   /** A key's burst ends once it has been quiet this long (ms); its last value is emitted then. */
@@ -16,16 +16,11 @@ export interface DebounceOptions {
   trailing?: boolean;
 }
 
-interface Entry<T> {
-  key: string;
-  /** When to look at this key again; never later than its real deadline. */
-  due: number;
+interface Entry<T> extends GateEntry<T> {
   /** Time of the key's latest value. */
   last: number;
   /** Start of the burst, or time of the key's latest maxWait emission. */
   anchor: number;
-  pending: boolean;
-  value: T | undefined;
 }
 
 /**
@@ -43,39 +38,22 @@ interface Entry<T> {
  * Timers run before values at the same instant: a value exactly waitMs after the previous one
  * starts a new burst.
  */
-export class KeyedDebounce<T> implements KeyedGate<T> {
-  private readonly entries = new Map<string, Entry<T>>();
-  private readonly heap = new DueHeap<Entry<T>>();
-  private readonly wait: number;
+export class KeyedDebounce<T> extends HeapGate<T, Entry<T>> {
   private readonly maxWait: number;
-  private readonly leading: boolean;
-  private readonly trailing: boolean;
 
   constructor(opts: DebounceOptions) {
     checkTimingOptions('debounceByKey', opts, { leading: false, trailing: true });
-    this.wait = opts.waitMs;
+    super(opts.waitMs, opts.leading ?? false, opts.trailing ?? true);
     this.maxWait = opts.maxWaitMs ?? Infinity;
-    this.leading = opts.leading ?? false;
-    this.trailing = opts.trailing ?? true;
   }
 
-  get size(): number {
-    return this.entries.size;
+  protected open(key: string, now: number, value: T | undefined): Entry<T> {
+    return { key, due: now + this.wait, last: now, anchor: now, pending: !this.leading, value };
   }
 
-  offer(now: number, key: string, value: T, emit: (value: T, at: number) => void): void {
-    this.advance(now, emit);
-    const e = this.entries.get(key);
-    if (e) {
-      e.last = now;
-      e.pending = true;
-      e.value = value;
-      return;
-    }
-    const fresh: Entry<T> = { key, due: now + this.wait, last: now, anchor: now, pending: !this.leading, value: this.leading ? undefined : value };
-    this.entries.set(key, fresh);
-    this.heap.push(fresh);
-    if (this.leading) emit(value, now);
+  protected override hold(e: Entry<T>, now: number, value: T): void {
+    e.last = now;
+    super.hold(e, now, value);
   }
 
   advance(now: number, emit: (value: T, at: number) => void): void {
@@ -106,24 +84,6 @@ export class KeyedDebounce<T> implements KeyedGate<T> {
         emit(v, deadline);
       }
     }
-  }
-
-  flush(now: number, emit: (value: T, at: number) => void): void {
-    this.advance(now, emit);
-    const trailing = this.trailing;
-    for (let e = this.heap.pop(); e !== undefined; e = this.heap.pop()) {
-      this.entries.delete(e.key);
-      if (trailing && e.pending) emit(e.value as T, now);
-    }
-  }
-
-  nextDue(): number {
-    return this.heap.peek()?.due ?? Infinity;
-  }
-
-  clear(): void {
-    this.entries.clear();
-    this.heap.clear();
   }
 }
 

@@ -31,6 +31,72 @@ export interface Due {
   due: number;
 }
 
+/** What every gate keeps per waiting key: its deadline and the value held for a trailing edge. */
+export interface GateEntry<T> extends Due {
+  key: string;
+  pending: boolean;
+  value: T | undefined;
+}
+
+/**
+ * The bookkeeping debounce and throttle share: waiting keys in a map and a `DueHeap`, the
+ * leading edge of a key that was not waiting, held values replaced while it waits, and the
+ * flush. Subclasses say how a key's entry starts and what happens at its deadline (`advance`).
+ */
+export abstract class HeapGate<T, E extends GateEntry<T>> implements KeyedGate<T> {
+  protected readonly entries = new Map<string, E>();
+  protected readonly heap = new DueHeap<E>();
+
+  constructor(
+    protected readonly wait: number,
+    protected readonly leading: boolean,
+    protected readonly trailing: boolean,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** A fresh entry for a key that was not waiting, holding `value` (undefined after a leading emission). */
+  protected abstract open(key: string, now: number, value: T | undefined): E;
+
+  /** A value of a waiting key replaces the held one. */
+  protected hold(e: E, _now: number, value: T): void {
+    e.pending = true;
+    e.value = value;
+  }
+
+  abstract advance(now: number, emit: (value: T, at: number) => void): void;
+
+  offer(now: number, key: string, value: T, emit: (value: T, at: number) => void): void {
+    this.advance(now, emit);
+    const e = this.entries.get(key);
+    if (e) return this.hold(e, now, value);
+    const fresh = this.open(key, now, this.leading ? undefined : value);
+    this.entries.set(key, fresh);
+    this.heap.push(fresh);
+    if (this.leading) emit(value, now);
+  }
+
+  flush(now: number, emit: (value: T, at: number) => void): void {
+    this.advance(now, emit);
+    const trailing = this.trailing;
+    for (let e = this.heap.pop(); e !== undefined; e = this.heap.pop()) {
+      this.entries.delete(e.key);
+      if (trailing && e.pending) emit(e.value as T, now);
+    }
+  }
+
+  nextDue(): number {
+    return this.heap.peek()?.due ?? Infinity;
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.heap.clear();
+  }
+}
+
 /** A binary min-heap on `due`. Only the top is ever moved, so entries need no index. */
 export class DueHeap<E extends Due> {
   private items: E[] = [];

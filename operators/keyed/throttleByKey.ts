@@ -1,5 +1,5 @@
 import type { MonoTypeOperatorFunction, SchedulerLike } from 'rxjs';
-import { checkTimingOptions, DueHeap, keyedGate, type KeyedGate } from './gate.js';
+import { checkTimingOptions, HeapGate, keyedGate, type GateEntry } from './gate.js';
 
 export interface ThrottleOptions {
   /** Length (ms) of a key's throttle window: at most one emission per window and edge. */
@@ -10,13 +10,8 @@ export interface ThrottleOptions {
   trailing?: boolean;
 }
 
-interface Entry<T> {
-  key: string;
-  /** End of the key's current window. */
-  due: number;
-  pending: boolean;
-  value: T | undefined;
-}
+/** `due` is the end of the key's current window. */
+type Entry<T> = GateEntry<T>;
 
 /**
  * Per-key throttle as a clock-free state machine (see `KeyedGate`).
@@ -28,36 +23,14 @@ interface Entry<T> {
  * and trailing edges are waitMs apart), and under a continuous stream it emits every waitMs.
  * Timers run before values at the same instant.
  */
-export class KeyedThrottle<T> implements KeyedGate<T> {
-  private readonly entries = new Map<string, Entry<T>>();
-  private readonly heap = new DueHeap<Entry<T>>();
-  private readonly wait: number;
-  private readonly leading: boolean;
-  private readonly trailing: boolean;
-
+export class KeyedThrottle<T> extends HeapGate<T, Entry<T>> {
   constructor(opts: ThrottleOptions) {
     checkTimingOptions('throttleByKey', opts, { leading: true, trailing: true });
-    this.wait = opts.waitMs;
-    this.leading = opts.leading ?? true;
-    this.trailing = opts.trailing ?? true;
+    super(opts.waitMs, opts.leading ?? true, opts.trailing ?? true);
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
-  offer(now: number, key: string, value: T, emit: (value: T, at: number) => void): void {
-    this.advance(now, emit);
-    const e = this.entries.get(key);
-    if (e) {
-      e.pending = true;
-      e.value = value;
-      return;
-    }
-    const fresh: Entry<T> = { key, due: now + this.wait, pending: !this.leading, value: this.leading ? undefined : value };
-    this.entries.set(key, fresh);
-    this.heap.push(fresh);
-    if (this.leading) emit(value, now);
+  protected open(key: string, now: number, value: T | undefined): Entry<T> {
+    return { key, due: now + this.wait, pending: !this.leading, value };
   }
 
   advance(now: number, emit: (value: T, at: number) => void): void {
@@ -76,24 +49,6 @@ export class KeyedThrottle<T> implements KeyedGate<T> {
         this.entries.delete(e.key);
       }
     }
-  }
-
-  flush(now: number, emit: (value: T, at: number) => void): void {
-    this.advance(now, emit);
-    const trailing = this.trailing;
-    for (let e = this.heap.pop(); e !== undefined; e = this.heap.pop()) {
-      this.entries.delete(e.key);
-      if (trailing && e.pending) emit(e.value as T, now);
-    }
-  }
-
-  nextDue(): number {
-    return this.heap.peek()?.due ?? Infinity;
-  }
-
-  clear(): void {
-    this.entries.clear();
-    this.heap.clear();
   }
 }
 
