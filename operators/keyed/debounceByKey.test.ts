@@ -1,22 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Observable, Subject } from 'rxjs';
+import { Subject } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { debounceByKey, KeyedDebounce, type DebounceOptions } from './debounceByKey.js';
+import { canonical, runOnVirtualTime, type Ev, type Out } from './testing/timeline.js';
 
 // ---- timelines ---------------------------------------------------------------------------------
 
-interface Ev {
-  t: number;
-  key: string;
-  /** Unique, increasing: the index of the event in the timeline. */
-  id: number;
-}
-interface Out {
-  t: number;
-  key: string;
-  id: number;
-}
 
 const KEYS = ['t1', 't2', 't3', 't4'];
 
@@ -46,7 +36,6 @@ const debounceOpts: fc.Arbitrary<DebounceOptions> = fc
 const scenario = debounceOpts.chain((opts) => timeline(opts.waitMs).map((tl) => ({ opts, ...tl })));
 
 /** Emissions in a canonical order: by time, then key; one key's emissions at one instant keep their order. */
-const canonical = (out: Out[]) => [...out].sort((a, b) => a.t - b.t || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
 // ---- oracle: walk each key's events along the timeline -------------------------------------------
 
@@ -122,20 +111,7 @@ function runMachine(events: Ev[], end: number | null, o: DebounceOptions): { out
 
 /** The RxJS operator on a TestScheduler: events are scheduled at their times, emissions stamped with virtual now. */
 function runOperator(events: Ev[], end: number | null, o: DebounceOptions): { out: Out[]; completedAt: number | null } {
-  const scheduler = new TestScheduler(() => undefined);
-  scheduler.maxFrames = Infinity;
-  const source = new Observable<Ev>((sub) => {
-    for (const e of events) scheduler.schedule(() => sub.next(e), e.t);
-    if (end !== null) scheduler.schedule(() => sub.complete(), end);
-  });
-  const out: Out[] = [];
-  let completedAt: number | null = null;
-  source.pipe(debounceByKey((e) => e.key, o, scheduler)).subscribe({
-    next: (e) => out.push({ t: scheduler.now(), key: e.key, id: e.id }),
-    complete: () => (completedAt = scheduler.now()),
-  });
-  scheduler.flush();
-  return { out: canonical(out), completedAt };
+  return runOnVirtualTime(events, end, (scheduler) => debounceByKey((e) => e.key, o, scheduler));
 }
 
 // ---- tests --------------------------------------------------------------------------------------

@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Observable, Subject } from 'rxjs';
+import { Subject } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { KeyedThrottle, throttleByKey, type ThrottleOptions } from './throttleByKey.js';
+import { canonical, runOnVirtualTime, type Ev, type Out } from './testing/timeline.js';
 
-interface Ev {
-  t: number;
-  key: string;
-  id: number;
-}
-type Out = Ev;
 
 const KEYS = ['f1', 'f2', 'f3'];
 
@@ -28,7 +23,6 @@ const scenario = fc
     return { opts, events, end: tail === null ? null : t + tail };
   });
 
-const canonical = (out: Out[]) => [...out].sort((a, b) => a.t - b.t || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
 /**
  * The documented semantics, key by key: a value with no open window opens [t, t + wait); values
@@ -68,20 +62,7 @@ function oracle(events: Ev[], end: number | null, o: ThrottleOptions): Out[] {
 }
 
 function runOperator(events: Ev[], end: number | null, o: ThrottleOptions): { out: Out[]; completedAt: number | null } {
-  const scheduler = new TestScheduler(() => undefined);
-  scheduler.maxFrames = Infinity;
-  const source = new Observable<Ev>((sub) => {
-    for (const e of events) scheduler.schedule(() => sub.next(e), e.t);
-    if (end !== null) scheduler.schedule(() => sub.complete(), end);
-  });
-  const out: Out[] = [];
-  let completedAt: number | null = null;
-  source.pipe(throttleByKey((e) => e.key, o, scheduler)).subscribe({
-    next: (e) => out.push({ ...e, t: scheduler.now() }),
-    complete: () => (completedAt = scheduler.now()),
-  });
-  scheduler.flush();
-  return { out: canonical(out), completedAt };
+  return runOnVirtualTime(events, end, (scheduler) => throttleByKey((e) => e.key, o, scheduler));
 }
 
 describe('throttleByKey: examples (marbles, 1 frame = 1 ms)', () => {
