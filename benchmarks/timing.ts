@@ -1,4 +1,6 @@
 /** Timing helpers for benchmarks/operators/<family>.ts. */
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 export type Say = (line: string) => void;
 
@@ -12,4 +14,13 @@ export function perSecond(n: number, fn: () => void, rounds = 3): number {
     best = Math.min(best, performance.now() - t);
   }
   return (n / best) * 1000;
+}
+
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Runs two full garbage collections, so heap figures taken next hold only what is still reachable. */
+export function collectGarbage(): void {
+  gc();
+  gc();
 }

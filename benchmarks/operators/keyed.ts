@@ -5,9 +5,9 @@
  *
  * `npx tsx benchmarks/operators.ts keyed`
  */
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { Subject } from 'rxjs';
+import { rng } from '../producer.js';
+import { collectGarbage, perSecond } from '../timing.js';
 import { AlertEvaluator } from '../../operators/alerts/evaluator.js';
 import type { AlertRule } from '../../operators/alerts/machine.js';
 import { debounceByKey, KeyedDebounce } from '../../operators/keyed/debounceByKey.js';
@@ -17,51 +17,19 @@ import { TrendTracker } from '../../operators/trend/trend.js';
 
 type Say = (line: string) => void;
 
-/**
- * Items per second of fn over n items, best of `rounds` after one warm-up: the same measure as
- * perSecond in ../operators.ts, which cannot be imported from here when operators.ts is the
- * entry point (it awaits this module at top level: a circular import that never settles).
- */
-function perSecond(n: number, fn: () => void, rounds = 3): number {
-  fn();
-  let best = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    const t = performance.now();
-    fn();
-    best = Math.min(best, performance.now() - t);
-  }
-  return (n / best) * 1000;
-}
-
-v8.setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
 /** Bytes (JS heap plus typed-array buffers) retained by what `build` returns, per unit; `dispose` then releases it (timers). */
 function bytesPer<T>(units: number, build: () => T, dispose?: (kept: T) => void): number {
   const used = () => {
     const m = process.memoryUsage();
     return m.heapUsed + m.arrayBuffers;
   };
-  gc();
-  gc();
+  collectGarbage();
   const before = used();
   const kept = build();
-  gc();
-  gc();
+  collectGarbage();
   const after = used();
   dispose?.(kept);
   return (after - before) / units;
-}
-
-/** Deterministic pseudo-random numbers (xorshift32), so runs compare. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
 }
 
 const fmt = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toPrecision(3));

@@ -12,33 +12,18 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { rng } from '../producer.js';
 import { moments, type Moments, type MomentsResult } from '../../operators/aggregates/stats.js';
 import { globalWindow, rolling, session, sliding, tumbling, type WindowAssigner } from '../../operators/windows/assigners.js';
 import { KeyedWindows, type KeyedBatch, type WindowOutput } from '../../operators/windows/keyed.js';
 import { TumblingWindows, type EventBatch } from '../../operators/windows/tumbling.js';
 import type { TriggerSpec } from '../../operators/windows/triggers.js';
-import { perSecond, type Say } from '../timing.js';
+import { collectGarbage, perSecond, type Say } from '../timing.js';
 
 const KEYS = 10_000;
 const N = 400_000;
 const BATCH = 1000;
 const DAY = 86_400_000;
-
-v8.setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** Deterministic pseudo-random numbers (xorshift32), so runs compare. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 interface Stream {
   keyed: KeyedBatch<number>[];
@@ -155,13 +140,11 @@ function runBaseline(sizeMs: number, lateness: number, s: Stream): number {
 function statePerKey(c: Case, s: Stream): { snapshot: number; heap: number; keys: number } {
   const sink: WindowOutput<number, MomentsResult> = { emit() {}, late() {} };
   const half = s.keyed.slice(0, s.keyed.length / 2);
-  gc();
-  gc();
+  collectGarbage();
   const before = process.memoryUsage().heapUsed;
   const w = new KeyedWindows<number, Moments, MomentsResult>({ assigner: c.assigner!, trigger: c.trigger, allowedLatenessMs: c.allowedLatenessMs }, moments);
   for (const b of half) w.process(b, sink);
-  gc();
-  gc();
+  collectGarbage();
   const heap = process.memoryUsage().heapUsed - before;
   const keys = w.size().keys;
   const snapshot = Buffer.byteLength(w.snapshot());
