@@ -9,6 +9,7 @@
  */
 import { tumblingStart } from './assign.js';
 import { paneWidth, type SlidingAssigner, type TumblingAssigner } from './assigners.js';
+import { sendLate } from './late.js';
 import type { KeyedBatch, StateSize, WindowContext, WindowOutput, WindowState, WindowStats } from './keyed.js';
 import { decodeAcc, decodeArray, decodeCount, decodeNumber, decodeString, encodeNumber } from './snapshot.js';
 import { FINAL, NONE, type WindowCell } from './triggers.js';
@@ -74,13 +75,11 @@ export class PaneState<IN, ACC, R> implements WindowState<IN, R> {
     for (let i = 0; i < n; i++) {
       const t = ts[i];
       if (!Number.isFinite(t)) {
-        stats.late++;
-        out.late({ window: this.name, key: keys[i], ts: t, item: items[i], reason: 'bad-timestamp', watermark: wm });
+        sendLate(out, stats, this.name, keys[i], t, items[i], 'bad-timestamp', wm);
         continue;
       }
       if (tumblingStart(t, slide) + size + lateness <= wm) {
-        stats.late++;
-        out.late({ window: this.name, key: keys[i], ts: t, item: items[i], reason: 'closed', watermark: wm });
+        sendLate(out, stats, this.name, keys[i], t, items[i], 'closed', wm);
         continue;
       }
       const p = tumblingStart(t, pane);

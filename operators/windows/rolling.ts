@@ -8,6 +8,7 @@
  */
 import { tumblingStart } from './assign.js';
 import type { RollingAssigner, RollingSize } from './assigners.js';
+import { sendLate } from './late.js';
 import type { KeyedBatch, StateSize, WindowContext, WindowOutput, WindowState, WindowStats } from './keyed.js';
 import { decodeAcc, decodeArray, decodeCount, decodeNumber, decodeString } from './snapshot.js';
 import { TimerHeap, type Timed } from './timers.js';
@@ -57,20 +58,17 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
       const t = ts[i];
       const key = keys[i];
       if (!Number.isFinite(t)) {
-        stats.late++;
-        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'bad-timestamp', watermark: wm });
+        sendLate(out, stats, this.name, key, t, items[i], 'bad-timestamp', wm);
         continue;
       }
       const p = tumblingStart(t, pane);
       if (p + pane + lateness <= wm) {
-        stats.late++;
-        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'closed', watermark: wm });
+        sendLate(out, stats, this.name, key, t, items[i], 'closed', wm);
         continue;
       }
       let rk = this.keys.get(key);
       if (rk !== undefined && p + pane <= rk.newest + pane - maxSize) {
-        stats.late++;
-        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'out-of-range', watermark: wm });
+        sendLate(out, stats, this.name, key, t, items[i], 'out-of-range', wm);
         continue;
       }
       if (rk === undefined) {

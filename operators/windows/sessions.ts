@@ -8,6 +8,7 @@
  * session goes to the late output instead of starting a second, overlapping one.
  */
 import type { SessionAssigner } from './assigners.js';
+import { sendLate } from './late.js';
 import type { KeyedBatch, StateSize, WindowBounds, WindowContext, WindowOutput, WindowState, WindowStats } from './keyed.js';
 import { decodeAcc, decodeArray, decodeCount, decodeNumber, decodeString, encodeNumber } from './snapshot.js';
 import { TimerHeap, type Timed } from './timers.js';
@@ -58,14 +59,12 @@ export class SessionState<IN, ACC, R> implements WindowState<IN, R> {
       const t = ts[i];
       const key = keys[i];
       if (!Number.isFinite(t)) {
-        stats.late++;
-        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'bad-timestamp', watermark: wm });
+        sendLate(out, stats, this.name, key, t, items[i], 'bad-timestamp', wm);
         continue;
       }
       let ks = this.keys.get(key);
       if (ks !== undefined && t < ks.frontier) {
-        stats.late++;
-        out.late({ window: this.name, key, ts: t, item: items[i], reason: 'closed', watermark: wm });
+        sendLate(out, stats, this.name, key, t, items[i], 'closed', wm);
         continue;
       }
       // the sessions [i0, i1) overlap [t, t + gap)
@@ -77,8 +76,7 @@ export class SessionState<IN, ACC, R> implements WindowState<IN, R> {
       let s: Session<ACC>;
       if (i0 === i1) {
         if (t + gap + lateness <= wm) {
-          stats.late++;
-          out.late({ window: this.name, key, ts: t, item: items[i], reason: 'closed', watermark: wm });
+          sendLate(out, stats, this.name, key, t, items[i], 'closed', wm);
           continue;
         }
         if (ks === undefined) {
