@@ -19,6 +19,7 @@ import {
   type OracleCell,
   type OracleWindow,
   type Stream,
+  expectRunMatchesOracle,
 } from './testing/testkit.js';
 import type { TriggerSpec } from './triggers.js';
 
@@ -158,17 +159,7 @@ describe('KeyedWindows with the session assigner vs brute force', () => {
       fc.property(scenarios, (sc) => {
         const run = drive(sc.stream.steps, make(sc), sc.snapshotAt);
         const expected = runOracle(sc.stream.steps, oracleOf(sc));
-        run.records.forEach((rec, i) => {
-          const step = sc.stream.steps[i];
-          const where = `step ${i} (${step.kind}${step.kind === 'batch' ? `, wm ${step.wmBefore} -> ${step.wmAfter}, ${step.events.length} events` : ''}, now ${step.now})`;
-          expect(rec.results, `results at ${where}`).toEqual(expected[i].results);
-          expect(rec.late, `late at ${where}`).toEqual(expected[i].late);
-          expect(rec.stats, `stats at ${where}`).toEqual(expected[i].stats);
-          expect(rec.size, `size at ${where}`).toEqual(expected[i].size);
-        });
-        if (run.roundTrip) expect(run.roundTrip.restored).toBe(run.roundTrip.taken);
-        expect(run.records.reduce((a, r) => a + r.stats.assigned + r.stats.late, 0)).toBe(sc.stream.eventCount);
-        expect(run.records[run.records.length - 1].size).toEqual({ keys: 0, windows: 0, accumulators: 0 });
+        expectRunMatchesOracle(sc.stream, run, expected);
       }),
       { numRuns: 100 },
     );

@@ -5,6 +5,7 @@
  * snapshot/restore mid-stream), and the trigger rules restated for brute-force oracles.
  */
 import fc from 'fast-check';
+import { expect } from 'vitest';
 import type { Aggregator } from '../../aggregate.js';
 import type { KeyedWindows, LateEvent, LateReason, StateSize, WindowResult, WindowStats } from '../keyed.js';
 import type { TriggerSpec } from '../triggers.js';
@@ -351,4 +352,23 @@ export function runOracle(steps: Step[], oracle: Oracle): StepRecord[] {
 /** Floor of `ts` to a multiple of `size` (negative included), independent of the operator's code. */
 export function floorTo(ts: number, size: number): number {
   return Math.floor(ts / size) * size;
+}
+
+/**
+ * The checks every assigner's oracle test makes: at each step the same results, late events,
+ * stats and state size as the oracle; a restored snapshot identical to the one taken; every event
+ * either assigned or late; and nothing held after the final advance.
+ */
+export function expectRunMatchesOracle(stream: Stream, run: Run, expected: StepRecord[]): void {
+  run.records.forEach((rec, i) => {
+    const step = stream.steps[i];
+    const where = `step ${i} (${step.kind}${step.kind === 'batch' ? `, wm ${step.wmBefore} -> ${step.wmAfter}, ${step.events.length} events` : ''}, now ${step.now})`;
+    expect(rec.results, `results at ${where}`).toEqual(expected[i].results);
+    expect(rec.late, `late at ${where}`).toEqual(expected[i].late);
+    expect(rec.stats, `stats at ${where}`).toEqual(expected[i].stats);
+    expect(rec.size, `size at ${where}`).toEqual(expected[i].size);
+  });
+  if (run.roundTrip) expect(run.roundTrip.restored).toBe(run.roundTrip.taken);
+  expect(run.records.reduce((a, r) => a + r.stats.assigned + r.stats.late, 0)).toBe(stream.eventCount);
+  expect(run.records[run.records.length - 1].size).toEqual({ keys: 0, windows: 0, accumulators: 0 });
 }
