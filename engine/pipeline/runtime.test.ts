@@ -88,6 +88,9 @@ describe('PipelineRuntime vs brute force', () => {
           const clicks = mine.filter((e) => e.metric === 'click').map((e) => e.value);
           expect(last.clicks).toBe(clicks.reduce((a, b) => a + b, 0));
           expect(last.window).toBe('global');
+          const mineOut = all.filter((r) => r.key === key);
+          expect(mineOut.map((r) => r.revision)).toEqual(mineOut.map((_, i) => i));
+          expect(mineOut.every((r) => r.final && r.start === 0)).toBe(true);
         }
       }),
       { numRuns: 150 },

@@ -6,9 +6,11 @@
  *   where -> keyBy -> window stage (composite aggregator) -> results
  *
  * Window stages: tumbling (operators/windows/tumbling.ts, with early partials and allowed
- * lateness) and global (running state per key, one result per changed key per batch).
+ * lateness) and global (operators/windows/global.ts through KeyedWindows).
  */
 import { TumblingWindows } from '../../operators/windows/tumbling.js';
+import { globalWindow } from '../../operators/windows/assigners.js';
+import { KeyedWindows } from '../../operators/windows/keyed.js';
 import type { Sample } from '../../operators/sample.js';
 import type { Aggregator } from '../../operators/aggregate.js';
 import type { ViewResult } from '../live-view.js';
@@ -112,28 +114,24 @@ class TumblingStage implements WindowStage {
   }
 }
 
-/** Global window: running state per key; after each batch, one result per key that changed. */
+/**
+ * Global window (operators/windows/global.ts): running state per key, one result per key that
+ * changed in a batch. Rows are keyed at ts 0 and always final: the row is the key's current value.
+ */
 class GlobalStage implements WindowStage {
   readonly names = ['global'];
-  private readonly accs = new Map<string, unknown[]>();
-  private readonly revisions = new Map<string, number>();
-  constructor(private readonly agg: Aggregator<Sample, unknown[], Columns>) {}
+  private readonly windows: KeyedWindows<Sample, unknown[], Columns>;
+  constructor(agg: Aggregator<Sample, unknown[], Columns>) {
+    this.windows = new KeyedWindows({ assigner: globalWindow('global') }, agg);
+  }
 
-  process(keys: string[], items: Sample[], _wmBefore: number, _wmAfter: number, _now: number, emit: (o: WindowOut) => void): number {
-    const changed = new Set<string>();
-    for (let i = 0; i < items.length; i++) {
-      const k = keys[i];
-      let acc = this.accs.get(k);
-      if (!acc) this.accs.set(k, (acc = this.agg.create()));
-      this.accs.set(k, this.agg.add(acc, items[i]));
-      changed.add(k);
-    }
-    for (const k of changed) {
-      const rev = (this.revisions.get(k) ?? -1) + 1;
-      this.revisions.set(k, rev);
-      emit({ key: k, window: 'global', start: 0, end: 0, final: true, revision: rev, columns: this.agg.result(this.accs.get(k)!) });
-    }
-    return 0;
+  process(keys: string[], items: Sample[], wmBefore: number, wmAfter: number, now: number, emit: (o: WindowOut) => void): number {
+    const ts = Float64Array.from(items, (s) => s.ts);
+    const stats = this.windows.process(
+      { keys, ts, items, wmBefore, wmAfter, now },
+      { emit: (e) => emit({ key: e.key, window: 'global', start: 0, end: 0, final: true, revision: e.revision, columns: e.result }), late() {} },
+    );
+    return stats.late;
   }
 
   tick(): void {}
