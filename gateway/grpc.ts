@@ -397,7 +397,10 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
       const filter = service.parseFilter({ pipeline: q.pipeline, metric: q.metric, key: q.key, keyPrefix: q.key_prefix, window: q.window, finalOnly: q.final_only });
       if (done || call.cancelled) return;
       release = auth.holdSubscription(p);
-      unsubscribe = service.subscribe(filter, (_raw, result) => deliver(result()));
+      unsubscribe = service.subscribe(filter, (_raw, result) => {
+        const r = result();
+        if (r) deliver(r);
+      });
       metrics.subscriptions.inc({ transport: 'grpc' });
       counted = true;
       subscribers.add(fail);

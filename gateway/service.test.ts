@@ -462,3 +462,21 @@ describe('WeirService.subscribe', () => {
     );
   });
 });
+
+describe('WeirService.subscribe: a message that is not JSON', () => {
+  it('is forwarded as text, parses to null (logged once), and the next message is delivered as usual', () => {
+    const nats = fakeNats();
+    const warnings: unknown[] = [];
+    const log = { ...silentLog, warn: (...a: unknown[]) => warnings.push(a) };
+    const service = new WeirService({ config: parseConfig({}), pool: {}, nc: nats.nc, js: {}, log } as unknown as ServiceDeps);
+    const got: [string, unknown, unknown][] = [];
+    service.subscribe(service.parseFilter({ metric: 'cpu' }), (raw, result) => got.push([raw, result(), result()]));
+    nats.publish('weir.results.default.cpu.a', 'not json');
+    nats.publish('weir.results.default.cpu.a', '{"key":"a","final":true}');
+    expect(got).toEqual([
+      ['not json', null, null],
+      ['{"key":"a","final":true}', { key: 'a', final: true }, { key: 'a', final: true }],
+    ]);
+    expect(warnings).toHaveLength(1);
+  });
+});

@@ -171,12 +171,11 @@ class HistoryCache {
  * that runs at most once per message however many listeners call it. Most subscribers forward the
  * text as it is (SSE, WebSocket), so nothing is parsed for them.
  */
-type Listener = (raw: string, subject: string, result: () => LiveResult) => void;
-export type ResultListener = (raw: string, result: () => LiveResult) => void;
+type Listener = (raw: string, subject: string, result: () => LiveResult | null) => void;
+/** `result()` is null for a message that is not JSON (logged once). */
+export type ResultListener = (raw: string, result: () => LiveResult | null) => void;
 
 /** One NATS subscription per distinct subject, shared by every subscriber of that subject. */
-class UnparsableResult extends Error {}
-
 class SubscriptionHub {
   private readonly subs = new Map<string, { sub: Subscription; listeners: Set<Listener> }>();
   count = 0;
@@ -193,27 +192,19 @@ class SubscriptionHub {
         callback: (err, msg) => {
           if (err) return;
           const raw = msg.string();
-          let parsed: LiveResult | undefined;
-          let bad = false;
+          let parsed: LiveResult | null | undefined;
           const result = () => {
-            if (parsed === undefined && !bad) {
+            if (parsed === undefined) {
               try {
                 parsed = JSON.parse(raw) as LiveResult;
               } catch {
-                bad = true;
+                parsed = null;
                 this.log.warn({ subject: msg.subject }, 'unparsable result message');
               }
             }
-            if (bad) throw new UnparsableResult();
-            return parsed!;
+            return parsed;
           };
-          for (const l of listeners) {
-            try {
-              l(raw, msg.subject, result);
-            } catch (err) {
-              if (!(err instanceof UnparsableResult)) throw err;
-            }
-          }
+          for (const l of listeners) l(raw, msg.subject, result);
         },
       });
       e = { sub, listeners };

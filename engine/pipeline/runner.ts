@@ -20,7 +20,7 @@ import { serveLiveApi } from '../live-api.js';
 import { LiveView } from '../live-view.js';
 import { keyToken } from '../subjects.js';
 import { Watermark } from '../../operators/windows/watermark.js';
-import { PipelineRuntime, type KeyedSample, type PipelineResult } from './runtime.js';
+import { PipelineRuntime, type KeyedSample, type PipelineResult, type RuntimeOutput } from './runtime.js';
 import { PipelineWriter } from './sink.js';
 import type { PipelineSpec } from './spec.js';
 
@@ -183,7 +183,7 @@ export class PipelineRunner {
     this.deliver(this.runtime.tick(this.watermark.value, now));
   }
 
-  private deliver(out: { results: PipelineResult[]; alerts: import('./sink.js').AlertEvent[] }): void {
+  private deliver(out: RuntimeOutput): void {
     const name = this.o.spec.name;
     const live = this.o.spec.sinks.live;
     for (const r of out.results) {
