@@ -5,7 +5,7 @@
  * declared pipeline (pipeline/runner.ts).
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { LiveView, TopQuery, ViewResult } from './live-view.js';
+import type { LiveView, TopAnswer, TopQuery, ViewResult } from './live-view.js';
 import { apiSubject } from './subjects.js';
 
 export class LiveApiError extends Error {
@@ -27,6 +27,11 @@ export interface LiveApiOptions<R extends ViewResult, F extends string> {
   defaultBy: F;
   status: () => unknown;
   onRequest?: () => void;
+  /**
+   * Answers a top-K from another index than the view (a score profile's ranking); undefined
+   * falls back to the view. Called after the request is validated.
+   */
+  top?: (q: TopQuery<F>) => TopAnswer<R> | undefined;
 }
 
 /** Subscribes the three operations; returns the subscriptions (unsubscribe them to stop). */
@@ -83,7 +88,8 @@ export function serveLiveApi<R extends ViewResult, F extends string>(o: LiveApiO
     if (order !== 'asc' && order !== 'desc') throw new LiveApiError('order', `order must be asc or desc, got "${order}"`);
     const scope = str(req, 'scope', false) ?? 'current';
     if (scope !== 'current' && scope !== 'final') throw new LiveApiError('scope', `scope must be current or final, got "${scope}"`);
-    return o.view.topK({ metric, window, by: by as TopQuery<F>['by'], k, order, scope });
+    const q: TopQuery<F> = { metric, window, by: by as TopQuery<F>['by'], k, order, scope };
+    return o.top?.(q) ?? o.view.topK(q);
   });
   serve('status', () => o.status());
   return subs;

@@ -17,7 +17,7 @@ import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@na
 import type { Logger } from 'pino';
 import { decodeMessage, type DecodeLimits } from '../decode.js';
 import { serveLiveApi } from '../live-api.js';
-import { LiveView } from '../live-view.js';
+import { LiveView, type TopAnswer, type TopQuery } from '../live-view.js';
 import { keyToken } from '../subjects.js';
 import { Watermark } from '../../operators/windows/watermark.js';
 import { PipelineRuntime, type KeyedSample, type PipelineResult, type RuntimeOutput } from './runtime.js';
@@ -49,6 +49,9 @@ export interface RunnerStatus {
   pending: number;
   caughtUp: boolean;
   liveKeys: number;
+  /** Debounced pipelines: rows offered to the debounce, and recalculations (a key's rows released together). */
+  debounced?: number;
+  recalculations?: number;
   rowsWritten: number;
   flushFailures: number;
   at: number;
@@ -100,6 +103,7 @@ export class PipelineRunner {
       fields: this.runtime.rankable,
       defaultBy: this.runtime.rankable[0],
       status: () => ({ ...this.status(), metrics: this.view.metrics() }),
+      top: (q) => this.profileTop(q),
     });
     this.timers.push(setInterval(() => void this.flush(), this.o.flushIntervalMs));
     this.timers.push(setInterval(() => this.tick(), this.o.tickMs));
@@ -112,8 +116,28 @@ export class PipelineRunner {
     log.info({ pipeline: spec.name, subjects: filter, columns: this.runtime.columns.length }, 'pipeline started (replaying the stream)');
   }
 
+  /**
+   * Top-K by a score profile comes from the score board's ranking, which stays exact when a
+   * running normaliser (zscore, rank, open minmax) moves every entity's score; the rows carry
+   * each entity's score as of its last update. Ascending order and final scope use the view.
+   */
+  private profileTop(q: TopQuery<string>): TopAnswer<PipelineResult> | undefined {
+    if (q.order !== 'desc' || q.scope !== 'current' || !this.runtime.profiles.includes(q.by)) return undefined;
+    const ranked = this.runtime.topProfile(q.window, q.by, q.k);
+    const entries: PipelineResult[] = [];
+    let start: number | null = null;
+    for (const { key, score } of ranked) {
+      const [row] = this.view.latest(q.metric, key, q.window);
+      if (!row) continue;
+      start ??= row.start;
+      entries.push(row[q.by] === score ? row : { ...row, [q.by]: score });
+    }
+    return { window: q.window, start, final: false, candidates: this.runtime.scoredKeys(q.window), entries };
+  }
+
   status(): RunnerStatus {
     const wm = this.watermark.value;
+    const d = this.runtime.debounced;
     return {
       pipeline: this.o.spec.name,
       watermark: Number.isFinite(wm) ? wm : 0,
@@ -125,6 +149,7 @@ export class PipelineRunner {
       pending: this.counters.pending,
       caughtUp: this.caughtUp,
       liveKeys: this.view.size,
+      ...(d ? { debounced: d.offered, recalculations: d.recalculations } : {}),
       rowsWritten: this.counters.rowsWritten,
       flushFailures: this.counters.flushFailures,
       at: Date.now(),
@@ -188,9 +213,11 @@ export class PipelineRunner {
     const live = this.o.spec.sinks.live;
     for (const r of out.results) {
       this.counters.results++;
-      if (this.o.spec.sinks.table) this.writer.add({ key: r.key, window: r.window, start: r.start, end: r.end, final: r.final, revision: r.revision, emittedAt: r.emittedAt, fields: r as unknown as Record<string, number | null> });
+      if (this.o.spec.sinks.table)
+        this.writer.add({ key: r.key, window: r.window, start: r.start, end: r.end, final: r.final, revision: r.revision, emittedAt: r.emittedAt, superseded: r.superseded, fields: r as unknown as Record<string, number | null> });
       if (!live) continue;
-      this.view.update(r);
+      // A tombstone goes to subscribers (so they drop the absorbed session) but not into the view.
+      if (!r.superseded) this.view.update(r);
       if (this.caughtUp && !this.nc.isClosed()) this.nc.publish(`weir.results.${name}.${name}.${keyToken(r.key)}`, JSON.stringify(r));
     }
     for (const a of out.alerts) {

@@ -96,11 +96,6 @@ describe('PipelineRuntime vs brute force', () => {
       { numRuns: 150 },
     );
   });
-
-  it('refuses, with the pipeline named, what it cannot run yet instead of ignoring it', () => {
-    const withAlert = parsePipeline({ name: 'ops', source: { metrics: ['x'] }, window: { type: 'tumbling', size: '1m' }, aggregates: { n: { fn: 'count' } }, alerts: [{ name: 'hi', field: 'n', op: '>', threshold: 5 }] });
-    expect(() => new PipelineRuntime(withAlert)).toThrow(/pipeline ops: alerts is declared/);
-  });
 });
 
 describe('PipelineRuntime: rate takes the window length', () => {

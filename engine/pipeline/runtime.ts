@@ -3,18 +3,25 @@
  * and no clock: the runner passes the watermark and processing time (`now`), so tests drive it
  * with plain arrays.
  *
- *   where -> keyBy -> window stage (composite aggregator) -> results
+ *   where -> keyBy -> window stage (KeyedWindows + composite aggregator)
+ *         -> debounce -> score -> trend -> alerts -> results
  *
- * Window stages: tumbling (operators/windows/tumbling.ts, with early partials and allowed
- * lateness) and global (operators/windows/global.ts through KeyedWindows).
+ * Every window type runs on operators/windows/keyed.ts (tumbling, sliding, session, rolling,
+ * global), with its trigger (watermark, early, count) and allowed lateness. The stages after it
+ * are the operators of operators/keyed (debounce), operators/scores, operators/trend and
+ * operators/alerts, each applied to result rows. docs/pipelines.md describes what each stage
+ * adds to a row and when alerts observe one.
  */
-import { TumblingWindows } from '../../operators/windows/tumbling.js';
-import { globalWindow } from '../../operators/windows/assigners.js';
-import { KeyedWindows } from '../../operators/windows/keyed.js';
+import { KeyedWindows, type WindowOutput, type WindowResult } from '../../operators/windows/keyed.js';
+import { globalWindow, rolling, session, sliding, tumbling, type WindowAssigner } from '../../operators/windows/assigners.js';
+import type { TriggerSpec } from '../../operators/windows/triggers.js';
+import { KeyedDebounce } from '../../operators/keyed/debounceByKey.js';
+import { ScoreBoard, type ScoreSpec } from '../../operators/scores/scoreboard.js';
+import { TrendTracker, type Trend } from '../../operators/trend/trend.js';
+import { AlertEvaluator } from '../../operators/alerts/evaluator.js';
 import type { Sample } from '../../operators/sample.js';
-import type { Aggregator } from '../../operators/aggregate.js';
 import type { ViewResult } from '../live-view.js';
-import type { AlertEvent, ResultRow } from './sink.js';
+import type { AlertEvent } from './sink.js';
 import { compositeAggregator, type Columns } from './composite.js';
 import type { PipelineSpec } from './spec.js';
 
@@ -28,6 +35,8 @@ export type PipelineResult = ViewResult & {
   pipeline: string;
   revision: number;
   emittedAt: number;
+  /** Present (true) only on the tombstone of a session window that a later one absorbed. */
+  superseded?: boolean;
 } & Record<string, unknown>;
 
 export interface RuntimeOutput {
@@ -35,18 +44,19 @@ export interface RuntimeOutput {
   alerts: AlertEvent[];
 }
 
-/** A window stage's output: a row's identity (sink.ts ResultRow) and its columns. */
-type WindowOut = Omit<ResultRow, 'emittedAt' | 'fields'> & { columns: Columns };
-
-interface WindowStage {
-  readonly names: string[];
-  /** Takes one batch (already keyed); emits firings, corrections and updates; returns how many (event, window) pairs were too late. */
-  process(keys: string[], items: Sample[], wmBefore: number, wmAfter: number, now: number, emit: (o: WindowOut) => void): number;
-  /** Processing-time work: early partials, watermark-only advance. */
-  tick(wm: number, now: number, emit: (o: WindowOut) => void): void;
+/** A row between stages: identity and columns, before it becomes a PipelineResult. */
+interface Row {
+  key: string;
+  window: string;
+  start: number;
+  end: number;
+  final: boolean;
+  revision: number;
+  superseded: boolean;
+  columns: Columns;
 }
 
-const durationName = (ms: number): string => {
+export const durationName = (ms: number): string => {
   for (const [unit, size] of [
     ['d', 86_400_000],
     ['h', 3_600_000],
@@ -57,84 +67,227 @@ const durationName = (ms: number): string => {
   return `${ms}ms`;
 };
 
-/** Tumbling windows: the engine's proven operator, fed sample indices (it aggregates numbers). */
-class TumblingStage implements WindowStage {
-  readonly names: string[];
-  private readonly windows: TumblingWindows<number, unknown[], Columns>;
-  private current: Sample[] = [];
-  private readonly agg: Aggregator<Sample, unknown[], Columns>;
-  private lastPartials = -Infinity;
-  private lastWm = -Infinity;
-
-  constructor(
-    sizeMs: number,
-    lateness: number,
-    agg: Aggregator<Sample, unknown[], Columns>,
-    private readonly earlyMs: number | undefined,
-  ) {
-    const name = durationName(sizeMs);
-    this.names = [name];
-    this.agg = agg;
-    const byIndex: Aggregator<number, unknown[], Columns> = {
-      create: agg.create,
-      add: (acc, i) => agg.add(acc, this.current[i]),
-      merge: agg.merge,
-      result: agg.result,
-      serialize: agg.serialize,
-      deserialize: agg.deserialize,
-    };
-    this.windows = new TumblingWindows({ specs: [{ name, sizeMs }], allowedLatenessMs: lateness, trackPartials: earlyMs !== undefined }, byIndex);
-  }
-
-  process(keys: string[], items: Sample[], wmBefore: number, wmAfter: number, _now: number, emit: (o: WindowOut) => void): number {
-    this.current = items;
-    const values = Float64Array.from(items, (_, i) => i);
-    const ts = Float64Array.from(items, (s) => s.ts);
-    const stats = this.windows.process({ series: keys, ts, values, wmBefore, wmAfter }, (e) =>
-      emit({ key: e.series, window: e.window, start: e.start, end: e.end, final: true, revision: e.revision, columns: e.result }),
-    );
-    this.current = [];
-    this.lastWm = wmAfter;
-    let late = 0;
-    for (const n of Object.values(stats.late)) late += n;
-    return late;
-  }
-
-  tick(wm: number, now: number, emit: (o: WindowOut) => void): void {
-    if (wm > this.lastWm) {
-      this.windows.process({ series: [], ts: [], values: [], wmBefore: wm, wmAfter: wm }, (e) =>
-        emit({ key: e.series, window: e.window, start: e.start, end: e.end, final: true, revision: e.revision, columns: e.result }),
-      );
-      this.lastWm = wm;
+/** The assigner of a pipeline's window; window names are what rows, the live view and the gateway call them. */
+function assignerOf(spec: PipelineSpec, where: string): { assigner: WindowAssigner; names: string[] } {
+  const w = spec.window;
+  switch (w.type) {
+    case 'tumbling': {
+      const name = durationName(w.size);
+      return { assigner: tumbling(name, w.size), names: [name] };
     }
-    if (this.earlyMs !== undefined && now - this.lastPartials >= this.earlyMs) {
-      this.lastPartials = now;
-      this.windows.partials((window, start, end, series, acc) => emit({ key: series, window, start, end, final: false, revision: -1, columns: this.agg.result(acc) }));
+    case 'sliding': {
+      const name = durationName(w.size);
+      return { assigner: sliding(name, w.size, w.slide), names: [name] };
     }
+    case 'session':
+      if (w.maxDuration !== undefined) throw new Error(`${where}: window.maxDuration is declared, but session windows do not bound their length yet; remove it`);
+      return { assigner: session('session', w.gap), names: ['session'] };
+    case 'rolling': {
+      const sizes = w.sizes.map((s) => ({ name: durationName(s), sizeMs: s }));
+      return { assigner: rolling('rolling', w.pane, sizes), names: sizes.map((s) => s.name) };
+    }
+    case 'global':
+      return { assigner: globalWindow('global'), names: ['global'] };
   }
 }
 
 /**
- * Global window (operators/windows/global.ts): running state per key, one result per key that
- * changed in a batch. Rows are keyed at ts 0 and always final: the row is the key's current value.
+ * The window stage: KeyedWindows over the composite aggregator. Global windows never close: their
+ * rows are keyed at start 0 and carry the key's current value (always final). A session that
+ * absorbs earlier ones emits a tombstone row for each of them whose start differs.
  */
-class GlobalStage implements WindowStage {
-  readonly names = ['global'];
+class WindowStage {
+  readonly names: string[];
   private readonly windows: KeyedWindows<Sample, unknown[], Columns>;
-  constructor(agg: Aggregator<Sample, unknown[], Columns>) {
-    this.windows = new KeyedWindows({ assigner: globalWindow('global') }, agg);
+  private readonly global: boolean;
+  private readonly out: WindowOutput<Sample, Columns>;
+  private sink: (r: Row) => void = () => undefined;
+  late = 0;
+
+  constructor(spec: PipelineSpec, where: string) {
+    const { aggregator } = compositeAggregator(spec, where);
+    const { assigner, names } = assignerOf(spec, where);
+    this.names = names;
+    this.global = assigner.type === 'global';
+    const t = spec.trigger;
+    const everyChange = assigner.type === 'rolling' || assigner.type === 'global';
+    const trigger: TriggerSpec = {};
+    if (t?.early !== undefined) trigger.earlyMs = t.early;
+    if (t?.count !== undefined) trigger.count = t.count;
+    else if (everyChange) trigger.count = 1;
+    this.windows = new KeyedWindows({ assigner, trigger, allowedLatenessMs: spec.allowedLateness }, aggregator);
+    this.out = {
+      emit: (e) => this.emitResult(e),
+      late: () => {
+        this.late++;
+      },
+    };
   }
 
-  process(keys: string[], items: Sample[], wmBefore: number, wmAfter: number, now: number, emit: (o: WindowOut) => void): number {
-    const ts = Float64Array.from(items, (s) => s.ts);
-    const stats = this.windows.process(
-      { keys, ts, items, wmBefore, wmAfter, now },
-      { emit: (e) => emit({ key: e.key, window: 'global', start: 0, end: 0, final: true, revision: e.revision, columns: e.result }), late() {} },
-    );
-    return stats.late;
+  private emitResult(e: WindowResult<Columns>): void {
+    if (this.global) {
+      this.sink({ key: e.key, window: e.window, start: 0, end: 0, final: true, revision: e.revision, superseded: false, columns: e.result });
+      return;
+    }
+    if (e.replaces)
+      for (const old of e.replaces)
+        if (old.start !== e.start) this.sink({ key: e.key, window: e.window, start: old.start, end: old.end, final: true, revision: -1, superseded: true, columns: {} });
+    this.sink({ key: e.key, window: e.window, start: e.start, end: e.end, final: e.final, revision: e.revision, superseded: false, columns: e.result });
   }
 
-  tick(): void {}
+  process(keys: string[], items: Sample[], wmBefore: number, wmAfter: number, now: number, sink: (r: Row) => void): void {
+    this.sink = sink;
+    const ts = new Float64Array(items.length);
+    for (let i = 0; i < items.length; i++) ts[i] = items[i].ts;
+    this.windows.process({ keys, ts, items, wmBefore, wmAfter, now }, this.out);
+  }
+
+  tick(wm: number, now: number, sink: (r: Row) => void): void {
+    this.sink = sink;
+    if (wm > this.windows.watermark) this.windows.advance(wm, now, this.out);
+    else this.windows.onTimer(now, this.out);
+  }
+
+  get size() {
+    return this.windows.size();
+  }
+}
+
+/**
+ * Debounce per key (processing time): a key's rows are held until it has been quiet `wait` (or
+ * `maxWait` passed), then all of them go on together: one recalculation. Rows of the same
+ * (window, start) replace each other while held.
+ */
+class DebounceStage {
+  private readonly gate: KeyedDebounce<string>;
+  private readonly held = new Map<string, Map<string, Row>>();
+  recalculations = 0;
+  offered = 0;
+
+  constructor(d: NonNullable<PipelineSpec['debounce']>) {
+    this.gate = new KeyedDebounce<string>({ waitMs: d.wait, maxWaitMs: d.maxWait, leading: d.leading, trailing: d.trailing });
+  }
+
+  offer(r: Row, now: number, next: (r: Row) => void): void {
+    this.offered++;
+    const release = (key: string) => this.release(key, next);
+    // Settle what is due first, so a row never joins a burst that already ended.
+    this.gate.advance(now, release);
+    let rows = this.held.get(r.key);
+    if (!rows) this.held.set(r.key, (rows = new Map()));
+    rows.set(`${r.window}\u0001${r.start}`, r);
+    this.gate.offer(now, r.key, r.key, release);
+  }
+
+  advance(now: number, next: (r: Row) => void): void {
+    this.gate.advance(now, (key) => this.release(key, next));
+  }
+
+  private release(key: string, next: (r: Row) => void): void {
+    const rows = this.held.get(key);
+    if (!rows || rows.size === 0) return;
+    this.held.delete(key);
+    this.recalculations++;
+    for (const r of rows.values()) next(r);
+  }
+
+  get waiting(): number {
+    return this.held.size;
+  }
+}
+
+/** Scores per window name: one ScoreBoard each (a global pipeline has one). */
+class ScoreStage {
+  private readonly boards = new Map<string, ScoreBoard>();
+  readonly columns: string[];
+  readonly profiles: string[];
+  private readonly inputs: string[];
+
+  constructor(private readonly score: NonNullable<PipelineSpec['score']>) {
+    const probe = this.create();
+    this.inputs = [...probe.metricNames];
+    this.profiles = [...probe.profileNames];
+    this.columns = [...probe.componentNames, ...probe.profileNames];
+  }
+
+  private create(): ScoreBoard {
+    return new ScoreBoard({ normalise: this.score.normalise as ScoreSpec['normalise'], components: this.score.components, profiles: this.score.profiles, topK: this.score.topK });
+  }
+
+  board(window: string): ScoreBoard | undefined {
+    return this.boards.get(window);
+  }
+
+  apply(r: Row): void {
+    let board = this.boards.get(r.window);
+    if (!board) this.boards.set(r.window, (board = this.create()));
+    const values: Record<string, number | null> = {};
+    for (const m of this.inputs) {
+      const v = r.columns[m];
+      values[m] = typeof v === 'number' && Number.isFinite(v) ? v : null;
+    }
+    board.update(r.key, values);
+    const s = board.scores(r.key)!;
+    for (const c in s.components) r.columns[c] = s.components[c];
+    for (const p in s.profiles) r.columns[p] = s.profiles[p];
+  }
+}
+
+const DIRECTION = { rising: 1, falling: -1, flat: 0 } as const;
+
+/**
+ * Window-over-window change of one field per key (operators/trend). A row gets the trend of its
+ * own window: the key's latest window from the tracker, an older one from what was computed when
+ * it was the latest. A correction of the window before the latest changes the latest window's
+ * trend: its row is emitted again with the new figures.
+ */
+class TrendStage {
+  private readonly trackers = new Map<string, TrendTracker>();
+  /** Per window name and key: the trends of the windows that can still be corrected, and the latest row. */
+  private readonly memo = new Map<string, Map<string, { trends: Map<number, Trend>; latest: Row | undefined }>>();
+
+  constructor(
+    private readonly field: string,
+    private readonly periodMs: number,
+    private readonly threshold: number,
+  ) {}
+
+  tracker(window: string): TrendTracker | undefined {
+    return this.trackers.get(window);
+  }
+
+  apply(r: Row, again: (r: Row) => void): void {
+    const v = r.columns[this.field];
+    let tracker = this.trackers.get(r.window);
+    if (!tracker) this.trackers.set(r.window, (tracker = new TrendTracker({ periodMs: this.periodMs, threshold: this.threshold })));
+    let keys = this.memo.get(r.window);
+    if (!keys) this.memo.set(r.window, (keys = new Map()));
+    let m = keys.get(r.key);
+    if (!m) keys.set(r.key, (m = { trends: new Map(), latest: undefined }));
+    const own = typeof v === 'number' && Number.isFinite(v) ? tracker.update(r.key, r.start, v) : null;
+    if (own && own.start === r.start) {
+      m.trends.set(r.start, own);
+      for (const s of m.trends.keys()) if (s < r.start - this.periodMs) m.trends.delete(s);
+      m.latest = r;
+    }
+    setTrend(r, m.trends.get(r.start));
+    if (own && own.start !== r.start && m.latest) {
+      // an older window changed: the latest window's trend may have moved with it
+      const before = m.trends.get(own.start);
+      m.trends.set(own.start, own);
+      if (!before || before.pct !== own.pct || before.direction !== own.direction) {
+        const latest: Row = { ...m.latest, columns: { ...m.latest.columns } };
+        setTrend(latest, own);
+        m.latest = latest;
+        again(latest);
+      }
+    }
+  }
+}
+
+function setTrend(r: Row, t: Trend | undefined): void {
+  r.columns.trend_pct = t?.pct ?? null;
+  r.columns.trend_dir = t?.direction ? DIRECTION[t.direction] : null;
 }
 
 export class PipelineRuntime {
@@ -142,25 +295,74 @@ export class PipelineRuntime {
   readonly windows: string[];
   /** Columns top-K may rank by. */
   readonly rankable: string[];
+  /** Score profiles (their top-K comes from the score board, exact under running normalisers). */
+  readonly profiles: string[];
   readonly skipped: Record<string, number> = {};
-  lateCount = 0;
   private readonly stage: WindowStage;
+  private readonly debounce: DebounceStage | undefined;
+  private readonly score: ScoreStage | undefined;
+  private readonly trend: TrendStage | undefined;
+  private readonly alerts: AlertEvaluator | undefined;
+  /** Alerts observe every row of windows that are updated rather than closed (rolling, global); otherwise final rows. */
+  private readonly alertEveryRow: boolean;
   private readonly tagWhere: [string, Set<string>][];
+  private wm = -Infinity;
 
   constructor(private readonly spec: PipelineSpec) {
     const where = `pipeline ${spec.name}`;
-    const unsupported = (['score', 'trend', 'debounce'] as const).filter((k) => spec[k] !== undefined);
-    if (spec.alerts.length) unsupported.push('alerts' as never);
-    if (unsupported.length) throw new Error(`${where}: ${unsupported.join(', ')} ${unsupported.length > 1 ? 'are' : 'is'} declared, but this runtime does not run ${unsupported.length > 1 ? 'them' : 'it'} yet`);
-    const { aggregator, columns } = compositeAggregator(spec, where);
-    this.columns = columns;
-    this.rankable = columns;
-    const w = spec.window;
-    if (w.type === 'tumbling') this.stage = new TumblingStage(w.size, spec.allowedLateness, aggregator, spec.trigger?.early);
-    else if (w.type === 'global') this.stage = new GlobalStage(aggregator);
-    else throw new Error(`${where}: window type "${w.type}" is declared, but this runtime does not run it yet`);
+    const { columns } = compositeAggregator(spec, where);
+    this.stage = new WindowStage(spec, where);
     this.windows = this.stage.names;
+    const w = spec.window;
+    if (spec.debounce) this.debounce = new DebounceStage(spec.debounce);
+    const extra: string[] = [];
+    if (spec.score) {
+      this.score = new ScoreStage(spec.score);
+      extra.push(...this.score.columns);
+    }
+    if (spec.trend) {
+      const period = w.type === 'tumbling' ? w.size : w.type === 'sliding' ? w.slide : w.type === 'rolling' ? w.pane : undefined;
+      if (period === undefined) throw new Error(`${where}: trend: a ${w.type} window has no fixed period to compare with the previous window`);
+      this.trend = new TrendStage(spec.trend.field, period, spec.trend.threshold);
+      extra.push('trend_pct', 'trend_dir');
+    }
+    this.columns = [...columns, ...extra];
+    this.rankable = this.columns;
+    this.profiles = this.score?.profiles ?? [];
+    if (spec.alerts.length)
+      this.alerts = new AlertEvaluator(spec.alerts.map((a) => ({ name: a.name, field: a.field, op: a.op, threshold: a.threshold, forMs: a.for, resolve: a.resolve, severity: a.severity })));
+    this.alertEveryRow = w.type === 'rolling' || w.type === 'global';
     this.tagWhere = Object.entries(spec.source.where?.tags ?? {}).map(([t, v]) => [t, new Set(Array.isArray(v) ? v : [v])]);
+  }
+
+  get lateCount(): number {
+    return this.stage.late;
+  }
+
+  /** Debounce counters: rows offered, and recalculations (a key's held rows released together). */
+  get debounced(): { offered: number; recalculations: number; waiting: number } | undefined {
+    return this.debounce && { offered: this.debounce.offered, recalculations: this.debounce.recalculations, waiting: this.debounce.waiting };
+  }
+
+  /** The top `k` keys of a score profile in a window (score descending, ties by key). */
+  topProfile(window: string, profile: string, k: number): { key: string; score: number }[] {
+    const board = this.score?.board(window);
+    if (!board) return [];
+    return board.topK(profile, k).map((e) => ({ key: e.id, score: e.score }));
+  }
+
+  /** Keys the score board of `window` holds. */
+  scoredKeys(window: string): number {
+    return this.score?.board(window)?.size ?? 0;
+  }
+
+  /** The rising and falling movers of the newest window. */
+  movers(window: string, k: number) {
+    return this.trend?.tracker(window)?.movers(k);
+  }
+
+  stateSize() {
+    return this.stage.size;
   }
 
   private skip(reason: string) {
@@ -215,19 +417,51 @@ export class PipelineRuntime {
       keys.push(k);
       items.push(s);
     }
+    if (wmAfter > this.wm) this.wm = wmAfter;
     const out: RuntimeOutput = { results: [], alerts: [] };
-    this.lateCount += this.stage.process(keys, items, wmBefore, wmAfter, now, (o) => out.results.push(this.toResult(o, now)));
+    const next = this.after(out, now);
+    this.debounce?.advance(now, next);
+    this.stage.process(keys, items, wmBefore, wmAfter, now, this.windowSink(next, now));
     return out;
   }
 
   tick(wm: number, now: number): RuntimeOutput {
+    if (wm > this.wm) this.wm = wm;
     const out: RuntimeOutput = { results: [], alerts: [] };
-    this.stage.tick(wm, now, (o) => out.results.push(this.toResult(o, now)));
+    const next = this.after(out, now);
+    this.stage.tick(wm, now, this.windowSink(next, now));
+    this.debounce?.advance(now, next);
     return out;
   }
 
-  private toResult(o: WindowOut, now: number): PipelineResult {
+  /** Window rows go through debounce (when declared) before the row stages. */
+  private windowSink(next: (r: Row) => void, now: number): (r: Row) => void {
+    const d = this.debounce;
+    return d ? (r) => d.offer(r, now, next) : next;
+  }
+
+  /** Score, trend and alerts of one row, then the row out. */
+  private after(out: RuntimeOutput, now: number): (r: Row) => void {
+    const finish = (r: Row) => {
+      if (this.alerts && !r.superseded && (r.final || this.alertEveryRow)) {
+        // Observation time: the window's end (its event-time close); a global row's is the watermark.
+        const ts = r.end > 0 ? r.end : Number.isFinite(this.wm) ? this.wm : now;
+        this.alerts.observe({ key: r.key, ts, values: r.columns }, (t) => out.alerts.push({ pipeline: this.spec.name, ...t }));
+      }
+      out.results.push(this.toResult(r, now));
+    };
+    return (r: Row) => {
+      if (r.superseded) return finish(r);
+      this.score?.apply(r);
+      if (this.trend) this.trend.apply(r, finish);
+      finish(r);
+    };
+  }
+
+  private toResult(r: Row, now: number): PipelineResult {
     const name = this.spec.name;
-    return { pipeline: name, metric: name, key: o.key, window: o.window, start: o.start, end: o.end, final: o.final, revision: o.revision, emittedAt: now, ...o.columns };
+    const res: PipelineResult = { pipeline: name, metric: name, key: r.key, window: r.window, start: r.start, end: r.end, final: r.final, revision: r.revision, emittedAt: now, ...r.columns };
+    if (r.superseded) res.superseded = true;
+    return res;
   }
 }

@@ -2,7 +2,8 @@
  * QuestDB tables of declared pipelines:
  *   weir_p_<pipeline>: one row per (window start, key, window name), upserted as the window's
  *     result changes (partials, firings, corrections, rolling updates). Columns: the pipeline's
- *     output fields as DOUBLE, plus final, revision and emitted_at.
+ *     output fields as DOUBLE, plus final, revision, emitted_at and superseded (a session window
+ *     that a later one absorbed: its row is rewritten as a tombstone with null fields).
  *   weir_alerts: alert transitions of every pipeline (firing, resolved).
  * Both are WAL tables with DEDUP UPSERT KEYS, so writing a row again (a retry, or a replay after a
  * restart) never duplicates it.
@@ -19,6 +20,8 @@ export interface ResultRow {
   final: boolean;
   revision: number;
   emittedAt: number;
+  /** True on the tombstone of a session window a later one absorbed: its values are null and readers skip it. */
+  superseded?: boolean;
   fields: Record<string, number | null>;
 }
 
@@ -49,7 +52,7 @@ export function pipelineTableDdl(pipeline: string, columns: readonly string[]): 
   const cols = columns.map((c) => `${c} DOUBLE`).join(', ');
   return (
     `CREATE TABLE IF NOT EXISTS ${table} (ts TIMESTAMP, key SYMBOL CAPACITY 65536 CACHE, window SYMBOL CAPACITY 64 CACHE, ` +
-    `window_end TIMESTAMP, final BOOLEAN, revision LONG, emitted_at TIMESTAMP${cols ? ', ' + cols : ''}) ` +
+    `window_end TIMESTAMP, final BOOLEAN, revision LONG, emitted_at TIMESTAMP, superseded BOOLEAN${cols ? ', ' + cols : ''}) ` +
     `TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, key, window)`
   );
 }
@@ -105,6 +108,7 @@ export class PipelineWriter {
           .symbol('window', r.window)
           .timestampColumn('window_end', r.end, 'ms')
           .booleanColumn('final', r.final)
+          .booleanColumn('superseded', r.superseded === true)
           .intColumn('revision', r.revision)
           .timestampColumn('emitted_at', r.emittedAt, 'ms');
         for (const c of this.columns) {

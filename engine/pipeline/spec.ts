@@ -94,7 +94,7 @@ const normaliser = z.union([
   z.object({ minmax: z.object({ min: z.number().optional(), max: z.number().optional() }).strict() }).strict(),
   z.object({ log: z.object({ max: z.number().positive() }).strict() }).strict(),
   z.object({ capped: z.object({ cap: z.number().positive() }).strict() }).strict(),
-  z.object({ zscore: z.object({}).strict() }).strict(),
+  z.object({ zscore: z.object({ clip: z.number().positive().optional() }).strict() }).strict(),
   z.object({ rank: z.object({}).strict() }).strict(),
 ]);
 
@@ -236,6 +236,7 @@ function crossCheck(spec: z.output<typeof pipelineObject>, ctx: z.RefinementCtx)
   if (spec.trend) {
     if (!fields.has(spec.trend.field)) issue(['trend', 'field'], `"${spec.trend.field}" is not an aggregate of this pipeline (${[...fields].join(', ')})`);
     if (w.type === 'global') issue(['trend'], 'a trend compares consecutive windows; a global window has only one');
+    if (w.type === 'session') issue(['trend'], 'a trend compares a window with the one a period before; session windows have no period');
     scoreFields.add('trend_pct');
   }
   const alertNames = new Set<string>();
