@@ -21,6 +21,8 @@
  * maps to 0.5.
  */
 
+import { encodeNum, type SnapshotReader } from '../keyed/snapshot.js';
+
 export type NormaliserSpec =
   | { minmax: { min?: number; max?: number } }
   | { log: { max: number } }
@@ -40,6 +42,22 @@ export interface Normaliser {
   normalise(x: number): number;
   /** Forgets the population. */
   clear(): void;
+  /**
+   * The population state as JSON, for snapshots: null for static normalisers; the sorted values
+   * (minmax, rank), whose zeros keep their sign; the compensated sums (zscore), which depend on
+   * the order values came and went.
+   */
+  snapshot(): unknown;
+  /**
+   * Replaces the population with a snapshot's. `values` are the current values of all entities
+   * (any order): the state must agree with them, or `read` throws saying where (`where`).
+   */
+  restore(state: unknown, values: readonly number[], read: SnapshotReader, where: string): void;
+}
+
+/** Static normalisers hold no population: their snapshot is null. */
+function restoreStatic(state: unknown, read: SnapshotReader, where: string): void {
+  if (state !== null) read.fail(`${where} must be null (a static normaliser keeps no state), got ${JSON.stringify(state)?.slice(0, 60)}`);
 }
 
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
@@ -110,6 +128,33 @@ export class SortedValues {
   clear(): void {
     this.n = 0;
   }
+
+  /** The values in order (zeros with their sign), for snapshots. */
+  toArray(): number[] {
+    return Array.from(this.a.subarray(0, this.n));
+  }
+
+  /** Replaces the values with `sorted`, which must be in ascending order. */
+  load(sorted: readonly number[]): void {
+    let cap = 16;
+    while (cap < sorted.length) cap *= 2;
+    this.a = new Float64Array(cap);
+    this.a.set(sorted);
+    this.n = sorted.length;
+  }
+}
+
+/**
+ * The sorted population of a snapshot: ascending, and the same values as the entities' current
+ * ones (compared with ===, so a 0 may stand for a -0: the sorted array is what decides min/max).
+ */
+function restoreSorted(values: SortedValues, state: unknown, current: readonly number[], read: SnapshotReader, where: string): void {
+  const a = read.array(state, where).map((v, i) => read.finite(v, `${where}[${i}]`));
+  for (let i = 1; i < a.length; i++) if (!(a[i - 1] <= a[i])) read.fail(`${where} must be in ascending order: ${a[i - 1]} comes before ${a[i]} at ${i}`);
+  if (a.length !== current.length) read.fail(`${where} holds ${a.length} values, but ${current.length} entities have this metric`);
+  const sorted = [...current].sort((x, y) => x - y);
+  for (let i = 0; i < a.length; i++) if (a[i] !== sorted[i]) read.fail(`${where}[${i}] is ${a[i]}, but the entities' values sorted give ${sorted[i]} there`);
+  values.load(a);
 }
 
 /** A sum with Neumaier's compensation: exact while partial sums are exact, close otherwise. */
@@ -129,6 +174,14 @@ class CompensatedSum {
     this.s = 0;
     this.c = 0;
   }
+  state(): [number | string, number | string] {
+    return [encodeNum(this.s), encodeNum(this.c)];
+  }
+  load(state: unknown, read: SnapshotReader, where: string): void {
+    const [s, c] = read.array(state, where, { min: 2, max: 2 });
+    this.s = read.number(s, `${where}[0]`);
+    this.c = read.number(c, `${where}[1]`);
+  }
 }
 
 class Identity implements Normaliser {
@@ -140,6 +193,12 @@ class Identity implements Normaliser {
     return x;
   }
   clear(): void {}
+  snapshot(): null {
+    return null;
+  }
+  restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
+    restoreStatic(state, read, where);
+  }
 }
 
 class StaticMinMax implements Normaliser {
@@ -155,6 +214,12 @@ class StaticMinMax implements Normaliser {
     return clamp01((x - this.min) / (this.max - this.min));
   }
   clear(): void {}
+  snapshot(): null {
+    return null;
+  }
+  restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
+    restoreStatic(state, read, where);
+  }
 }
 
 class RunningMinMax implements Normaliser {
@@ -185,6 +250,12 @@ class RunningMinMax implements Normaliser {
   clear(): void {
     this.values.clear();
   }
+  snapshot(): (number | string)[] {
+    return this.values.toArray().map(encodeNum);
+  }
+  restore(state: unknown, values: readonly number[], read: SnapshotReader, where: string): void {
+    restoreSorted(this.values, state, values, read, where);
+  }
 }
 
 class LogScale implements Normaliser {
@@ -200,6 +271,12 @@ class LogScale implements Normaliser {
     return x > 0 ? clamp01(Math.log1p(x) / this.denom) : 0;
   }
   clear(): void {}
+  snapshot(): null {
+    return null;
+  }
+  restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
+    restoreStatic(state, read, where);
+  }
 }
 
 class Capped implements Normaliser {
@@ -212,13 +289,19 @@ class Capped implements Normaliser {
     return clamp01(x / this.cap);
   }
   clear(): void {}
+  snapshot(): null {
+    return null;
+  }
+  restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
+    restoreStatic(state, read, where);
+  }
 }
 
 class ZScore implements Normaliser {
   readonly running = true;
   private n = 0;
-  private readonly sum = new CompensatedSum();
-  private readonly sumSq = new CompensatedSum();
+  private sum = new CompensatedSum();
+  private sumSq = new CompensatedSum();
   private mean = 0;
   /** 0 when there is nothing to compare with. */
   private std = 0;
@@ -235,14 +318,7 @@ class ZScore implements Normaliser {
       this.sumSq.add(after * after);
     }
     const { mean, std } = this;
-    if (this.n > 0) {
-      this.mean = this.sum.value / this.n;
-      const variance = this.sumSq.value / this.n - this.mean * this.mean;
-      this.std = variance > 0 ? Math.sqrt(variance) : 0;
-    } else {
-      this.mean = 0;
-      this.std = 0;
-    }
+    this.derive();
     if (std === 0 && this.std === 0) return false;
     return mean !== this.mean || std !== this.std;
   }
@@ -256,6 +332,32 @@ class ZScore implements Normaliser {
     this.sumSq.clear();
     this.mean = 0;
     this.std = 0;
+  }
+  /** Mean and stddev from n and the sums. */
+  private derive(): void {
+    if (this.n > 0) {
+      this.mean = this.sum.value / this.n;
+      const variance = this.sumSq.value / this.n - this.mean * this.mean;
+      this.std = variance > 0 ? Math.sqrt(variance) : 0;
+    } else {
+      this.mean = 0;
+      this.std = 0;
+    }
+  }
+  /** The sums, not the values: they carry rounding that depends on the order of updates. */
+  snapshot(): { sum: (number | string)[]; sumSq: (number | string)[] } {
+    return { sum: this.sum.state(), sumSq: this.sumSq.state() };
+  }
+  restore(state: unknown, values: readonly number[], read: SnapshotReader, where: string): void {
+    const o = read.object(state, where);
+    const sum = new CompensatedSum();
+    const sumSq = new CompensatedSum();
+    sum.load(o.sum, read, `${where}.sum`);
+    sumSq.load(o.sumSq, read, `${where}.sumSq`);
+    this.sum = sum;
+    this.sumSq = sumSq;
+    this.n = values.length;
+    this.derive();
   }
 }
 
@@ -284,6 +386,12 @@ class PercentileRank implements Normaliser {
   }
   clear(): void {
     this.values.clear();
+  }
+  snapshot(): (number | string)[] {
+    return this.values.toArray().map(encodeNum);
+  }
+  restore(state: unknown, values: readonly number[], read: SnapshotReader, where: string): void {
+    restoreSorted(this.values, state, values, read, where);
   }
 }
 
