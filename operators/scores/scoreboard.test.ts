@@ -4,6 +4,7 @@ import { from, lastValueFrom, toArray } from 'rxjs';
 import type { NormaliserSpec } from './normalise.js';
 import { compareRanked, type Ranked } from './ranking.js';
 import { ScoreBoard, scoreEntities, type ScoreSpec } from './scoreboard.js';
+import { corrupt, corruptionArb, restoresCleanly } from '../keyed/testing/snapshots.js';
 
 // ---- brute force: every score from scratch -------------------------------------------------------
 
@@ -302,5 +303,175 @@ describe('ScoreBoard behaviour', () => {
       ['b', 0.3],
     ]);
     expect(board.topK('crowd', 1)).toEqual([{ id: 'a', score: 0.6 }]);
+  });
+});
+
+// ---- snapshots ----------------------------------------------------------------------------------
+
+type SnapOp =
+  | { kind: 'set'; e: number; m: number; v: number | null }
+  | { kind: 'remove'; e: number }
+  | { kind: 'top'; p: number; k: number }
+  | { kind: 'score'; e: number; p: number }
+  | { kind: 'scores'; e: number }
+  | { kind: 'stale' }
+  | { kind: 'batch'; sets: { e: number; m: number; v: number | null }[] };
+
+// Ties; zeros of both signs (a running min of -0 is not one of 0, and removing a zero takes the
+// first in the sorted population, whatever its sign); values whose sums round (zscore keeps the
+// rounding of the order they came and went in).
+const snapValue = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: -20, max: 120 }) },
+  { weight: 3, arbitrary: fc.constantFrom(0, -0) },
+  { weight: 2, arbitrary: fc.constantFrom(0.1, 0.2, 0.3, 1e15, -1e15, 1e-9) },
+  { weight: 1, arbitrary: fc.double({ min: -1e6, max: 1e6, noNaN: true }) },
+);
+const snapSet = fc.record({ e: fc.nat({ max: 11 }), m: fc.nat({ max: METRICS.length - 1 }), v: fc.option(snapValue, { freq: 8 }) });
+const snapOpsArb: fc.Arbitrary<SnapOp[]> = fc.array(
+  fc.oneof(
+    { weight: 20, arbitrary: snapSet.map((s) => ({ kind: 'set' as const, ...s })) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('remove' as const), e: fc.nat({ max: 11 }) }) },
+    { weight: 3, arbitrary: fc.record({ kind: fc.constant('top' as const), p: fc.nat({ max: 2 }), k: fc.integer({ min: 1, max: 30 }) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('score' as const), e: fc.nat({ max: 11 }), p: fc.nat({ max: 2 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('scores' as const), e: fc.nat({ max: 11 }) }) },
+    { weight: 2, arbitrary: fc.constant({ kind: 'stale' as const }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('batch' as const), sets: fc.array(snapSet, { maxLength: 10 }) }) },
+  ),
+  { maxLength: 150 },
+);
+
+/** Runs the ops and returns every output: set/remove results, top-K lists, scores, stale flags, sizes. */
+function runOps(board: ScoreBoard, spec: ScoreSpec, ops: SnapOp[]): unknown[] {
+  const out: unknown[] = [];
+  const profiles = Object.keys(spec.profiles);
+  const id = (e: number) => `film-${e}`;
+  for (const op of ops) {
+    if (op.kind === 'set') out.push(board.set(id(op.e), METRICS[op.m], op.v));
+    else if (op.kind === 'remove') out.push(board.remove(id(op.e)));
+    else if (op.kind === 'top') out.push(board.topK(profiles[op.p % profiles.length], op.k));
+    else if (op.kind === 'score') out.push(board.score(id(op.e), profiles[op.p % profiles.length]));
+    else if (op.kind === 'scores') out.push(board.scores(id(op.e)));
+    else if (op.kind === 'stale') out.push(profiles.map((p) => board.isStale(p)), board.size);
+    else board.batch(() => op.sets.forEach((s) => out.push(board.set(id(s.e), METRICS[s.m], s.v))));
+  }
+  return out;
+}
+
+const ALL_NORMALISERS = [undefined, ...STATIC, ...RUNNING];
+
+describe('ScoreBoard snapshots', () => {
+  it('cut a random run anywhere, snapshot, restore into another board (fresh or used): the rest of the run gives the same outputs on both, and snapshot -> restore -> snapshot is the same text', () => {
+    fc.assert(
+      fc.property(specArb(ALL_NORMALISERS), snapOpsArb, fc.nat(), snapOpsArb, (spec, ops, cutAt, prior) => {
+        const cut = cutAt % (ops.length + 1);
+        const original = new ScoreBoard(spec);
+        runOps(original, spec, ops.slice(0, cut));
+        const text = original.snapshot();
+        const restored = new ScoreBoard(spec);
+        runOps(restored, spec, prior);
+        restored.restore(text);
+        expect(restored.snapshot()).toBe(text);
+        const rest = ops.slice(cut);
+        expect(runOps(restored, spec, rest)).toEqual(runOps(original, spec, rest));
+        expect(restored.snapshot()).toBe(original.snapshot());
+        for (const p of Object.keys(spec.profiles)) expect(restored.topK(p, 100)).toEqual(original.topK(p, 100));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a corrupted snapshot (mutated node, changed character, truncation) is refused with a "score board snapshot:" Error that leaves the board as it was, or restores a state that snapshots and behaves consistently', () => {
+    fc.assert(
+      fc.property(specArb(ALL_NORMALISERS), snapOpsArb, fc.array(corruptionArb, { minLength: 1, maxLength: 3 }), snapOpsArb, (spec, ops, corruptions, after) => {
+        const original = new ScoreBoard(spec);
+        runOps(original, spec, ops);
+        let text = original.snapshot();
+        for (const c of corruptions) text = corrupt(text, c);
+        const target = new ScoreBoard(spec);
+        runOps(target, spec, ops.slice(0, 5));
+        const before = target.snapshot();
+        if (!restoresCleanly('score board', text, (t) => target.restore(t))) {
+          expect(target.snapshot()).toBe(before);
+          return;
+        }
+        const again = target.snapshot();
+        const copy = new ScoreBoard(spec);
+        copy.restore(again);
+        expect(copy.snapshot()).toBe(again);
+        expect(runOps(copy, spec, after)).toEqual(runOps(target, spec, after));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('refuses another format, another spec (saying what differs) and inconsistent state', () => {
+    const spec: ScoreSpec = {
+      normalise: { imdb: { minmax: { min: 0, max: 10 } }, rt: { rank: {} }, clicks: { zscore: {} } },
+      components: { opinion: { imdb: 0.5, rt: 0.5 }, buzz: { clicks: 1 } },
+      profiles: { crowd: { opinion: 1, buzz: 1 }, critics: { opinion: 1 } },
+    };
+    const board = new ScoreBoard(spec);
+    board.update('a', { imdb: 7, rt: 80, clicks: 10 });
+    board.update('b', { imdb: 9, rt: 60, clicks: 30 });
+    const text = board.snapshot();
+    const parsed = JSON.parse(text);
+    const edit = (f: (s: typeof parsed) => void) => {
+      const s = structuredClone(parsed);
+      f(s);
+      return JSON.stringify(s);
+    };
+    const fresh = () => new ScoreBoard(spec);
+    expect(() => fresh().restore(edit((s) => (s.format = 'weir.windows/1')))).toThrow('score board snapshot: format "weir.windows/1" is not weir.scores/1');
+    expect(() => fresh().restore('{"format":')).toThrow(/^score board snapshot: not JSON/);
+    expect(() => new ScoreBoard({ ...spec, profiles: { crowd: { opinion: 1, buzz: 2 }, critics: { opinion: 1 } } }).restore(text)).toThrow(
+      'score board snapshot: taken by an operator built with another spec: spec.profiles.crowd.buzz: snapshot has 1, this operator has 2',
+    );
+    expect(() => new ScoreBoard({ ...spec, normalise: { ...spec.normalise, clicks: { zscore: { clip: 2 } } } }).restore(text)).toThrow(
+      'spec.normalise.clicks.zscore.clip: snapshot has 3, this operator has 2',
+    );
+    // defaults filled in: { zscore: {} } is { zscore: { clip: 3 } }
+    new ScoreBoard({ ...spec, normalise: { ...spec.normalise, clicks: { zscore: { clip: 3 } } } }).restore(text);
+    expect(() => fresh().restore(edit((s) => (s.entities[1][0] = 'a')))).toThrow('score board snapshot: entities: key "a" appears twice');
+    expect(() => fresh().restore(edit((s) => (s.entities[0][1] = 'NaN')))).toThrow('score board snapshot: entities[0] ("a") imdb must be a finite number, got NaN');
+    expect(() => fresh().restore(edit((s) => (s.entities[0][2] = 81)))).toThrow('score board snapshot: populations.rt[1] is 80, but the entities\' values sorted give 81 there');
+    expect(() => fresh().restore(edit((s) => s.entities[0].pop()))).toThrow('score board snapshot: entities[0] must have at least 4 entries, got 3');
+    expect(() => fresh().restore(edit((s) => (s.populations.imdb = [7, 9])))).toThrow('score board snapshot: populations.imdb must be null (a static normaliser keeps no state)');
+    expect(() => fresh().restore(edit((s) => (s.populations.budget = null)))).toThrow('score board snapshot: populations.budget: not a metric of this board');
+    expect(() => fresh().restore(edit((s) => delete s.populations.clicks))).toThrow('score board snapshot: populations.clicks is missing');
+    expect(() => fresh().restore(edit((s) => (s.stale.profiles = ['nope'])))).toThrow('score board snapshot: stale.profiles[0]: "nope" is not one of crowd, critics');
+    expect(() => fresh().restore(edit((s) => (s.stale = { metrics: ['rt'], components: [], profiles: [] })))).toThrow(
+      'score board snapshot: stale: metric rt is stale but component opinion, which uses it, is not',
+    );
+    expect(() => fresh().restore(edit((s) => (s.stale = { metrics: ['imdb'], components: ['opinion'], profiles: ['crowd', 'critics'] })))).toThrow(
+      'score board snapshot: stale.metrics: imdb has a static normaliser, it cannot be stale',
+    );
+  });
+
+  it('keeps the running normalisers exact: sorted populations with the sign of their zeros, zscore sums with their rounding', () => {
+    const spec: ScoreSpec = { normalise: { a: { minmax: {} }, z: { zscore: {} } }, components: { c: { a: 1, z: 1 } }, profiles: { p: { c: 1 } } };
+    const board = new ScoreBoard(spec);
+    // a's population becomes [-0, 0, 0] (removing a zero takes the first): sorted afresh from the
+    // entities' values it would be [0, 0, -0], and removing a zero would then leave a min of -0,
+    // a change of min that makes the profile stale
+    board.set('x', 'a', 0);
+    board.set('y', 'a', -0);
+    board.set('x', 'a', 5);
+    board.set('x', 'a', 0);
+    board.set('w', 'a', 0);
+    board.topK('p');
+    // z's sums carry the rounding of 1e15 + 0.1 - 1e15: summed afresh they would not
+    board.set('e0', 'z', 1e15);
+    board.set('e1', 'z', 0.1);
+    board.set('e2', 'z', 0.7);
+    board.set('e0', 'z', 3);
+    const copy = new ScoreBoard(spec);
+    copy.restore(board.snapshot());
+    expect(copy.snapshot()).toBe(board.snapshot());
+    for (const e of ['e0', 'e1', 'e2']) expect(copy.score(e, 'p')).toBe(board.score(e, 'p'));
+    board.topK('p');
+    copy.topK('p');
+    expect(copy.set('x', 'a', 1)).toBe(board.set('x', 'a', 1));
+    expect(copy.isStale('p')).toBe(board.isStale('p'));
+    expect(copy.snapshot()).toBe(board.snapshot());
   });
 });

@@ -1,6 +1,9 @@
 import { Observable, type OperatorFunction } from 'rxjs';
+import { encodeNum, SnapshotReader } from '../keyed/snapshot.js';
 import { createNormaliser, type Normaliser, type NormaliserSpec } from './normalise.js';
 import { Ranking, type Ranked } from './ranking.js';
+
+const SNAPSHOT_FORMAT = 'weir.scores/1';
 
 /** What a pipeline declares under `score:` (see operators/scores/config.ts for the schema). */
 export interface ScoreSpec {
@@ -65,6 +68,10 @@ export class ScoreBoard {
   readonly componentNames: readonly string[];
   readonly metricNames: readonly string[];
   private readonly defaultK: number;
+  /** Per metric, its normaliser's spec (undefined: identity), to build fresh ones on restore. */
+  private readonly normaliserSpecs: (NormaliserSpec | undefined)[];
+  /** What a snapshot records and a restore compares: the spec with defaults filled in. */
+  private readonly snapshotSpec: unknown;
   private readonly metricIndex = new Map<string, number>();
   private readonly profileIndex = new Map<string, number>();
   private readonly normalisers: Normaliser[];
@@ -105,6 +112,7 @@ export class ScoreBoard {
     this.componentNames = componentNames;
     this.profileNames = profileNames;
     this.defaultK = spec.topK ?? 50;
+    this.normaliserSpecs = metricNames.map((m) => spec.normalise?.[m]);
     this.normalisers = metricNames.map((m) => {
       try {
         return createNormaliser(spec.normalise?.[m]);
@@ -129,6 +137,12 @@ export class ScoreBoard {
     this.metricProfiles = this.metricComponents.map((cs) => [...new Set(cs.flatMap((c) => this.componentProfiles[c]))].sort((a, b) => a - b));
     this.metricDirty = metricNames.map(() => false);
     this.componentDirty = componentNames.map(() => false);
+    this.snapshotSpec = {
+      normalise: Object.fromEntries(metricNames.map((m, i) => [m, resolvedNormaliser(this.normaliserSpecs[i])])),
+      components: Object.fromEntries(componentNames.map((c) => [c, { ...spec.components[c] }])),
+      profiles: Object.fromEntries(profileNames.map((p) => [p, { ...spec.profiles[p] }])),
+      topK: this.defaultK,
+    };
     this.grow(64);
   }
 
@@ -263,6 +277,124 @@ export class ScoreBoard {
     return this.profiles[this.profileOf(profile)].stale;
   }
 
+  /**
+   * The whole state as JSON text, for checkpoints: format `weir.scores/1`, the spec (defaults
+   * filled in), every entity's raw metric values (`[id, value | null per metric]`, in the
+   * spec's metric order), the populations of the running normalisers (sorted values for minmax
+   * and rank, the compensated sums for zscore) and what is stale. Normalised values, components,
+   * totals and rankings are recomputed on restore.
+   */
+  snapshot(): string {
+    const entities: unknown[] = [];
+    for (const [id, slot] of this.slots) {
+      const row: unknown[] = [id];
+      for (const column of this.raw) row.push(Number.isNaN(column[slot]) ? null : encodeNum(column[slot]));
+      entities.push(row);
+    }
+    return JSON.stringify({
+      format: SNAPSHOT_FORMAT,
+      spec: this.snapshotSpec,
+      entities,
+      populations: Object.fromEntries(this.metricNames.map((m, i) => [m, this.normalisers[i].snapshot()])),
+      stale: {
+        metrics: this.metricNames.filter((_, i) => this.metricDirty[i]),
+        components: this.componentNames.filter((_, i) => this.componentDirty[i]),
+        profiles: this.profileNames.filter((_, i) => this.profiles[i].stale),
+      },
+    });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot taken by a board with the same spec. Throws an Error
+   * saying what differs or what is malformed, and then leaves the board as it was.
+   */
+  restore(text: string): void {
+    const read = new SnapshotReader('score board');
+    const top = read.open(text, SNAPSHOT_FORMAT, this.snapshotSpec);
+    const metrics = this.metricNames;
+    const rows = read.array(top.entities, 'entities');
+    const ids: string[] = [];
+    const seen = new Set<string>();
+    const raw = metrics.map(() => new Float64Array(rows.length));
+    const present: number[][] = metrics.map(() => []);
+    rows.forEach((r, i) => {
+      const where = `entities[${i}]`;
+      const row = read.array(r, where, { min: metrics.length + 1, max: metrics.length + 1 });
+      const id = read.string(row[0], `${where}[0]`);
+      read.unique(seen, id, 'entities');
+      ids.push(id);
+      metrics.forEach((m, mi) => {
+        const v = row[mi + 1];
+        if (v === null) raw[mi][i] = NaN;
+        else present[mi].push((raw[mi][i] = read.finite(v, `${where} (${JSON.stringify(id)}) ${m}`)));
+      });
+    });
+    const populations = read.object(top.populations, 'populations');
+    for (const m of Object.keys(populations)) if (!this.metricIndex.has(m)) read.fail(`populations.${m}: not a metric of this board (${metrics.join(', ')})`);
+    const normalisers = metrics.map((m, mi) => {
+      if (!(m in populations)) read.fail(`populations.${m} is missing`);
+      const nz = createNormaliser(this.normaliserSpecs[mi]);
+      nz.restore(populations[m], present[mi], read, `populations.${m}`);
+      return nz;
+    });
+    const stale = read.object(top.stale, 'stale');
+    const named = (v: unknown, where: string, names: readonly string[]) => {
+      const flags = names.map(() => false);
+      read.array(v, where).forEach((n, j) => {
+        const i = names.indexOf(read.string(n, `${where}[${j}]`));
+        if (i < 0) read.fail(`${where}[${j}]: ${JSON.stringify(n)} is not one of ${names.join(', ')}`);
+        if (flags[i]) read.fail(`${where}: ${JSON.stringify(n)} appears twice`);
+        flags[i] = true;
+      });
+      return flags;
+    };
+    const metricDirty = named(stale.metrics, 'stale.metrics', metrics);
+    const componentDirty = named(stale.components, 'stale.components', this.componentNames);
+    const profileStale = named(stale.profiles, 'stale.profiles', this.profileNames);
+    metricDirty.forEach((d, m) => {
+      if (!d) return;
+      if (!normalisers[m].running) read.fail(`stale.metrics: ${metrics[m]} has a static normaliser, it cannot be stale`);
+      for (const c of this.metricComponents[m]) if (!componentDirty[c]) read.fail(`stale: metric ${metrics[m]} is stale but component ${this.componentNames[c]}, which uses it, is not`);
+    });
+    componentDirty.forEach((d, c) => {
+      if (!d) return;
+      for (const p of this.componentProfiles[c]) if (!profileStale[p]) read.fail(`stale: component ${this.componentNames[c]} is stale but profile ${this.profileNames[p]}, which uses it, is not`);
+    });
+
+    // Everything is read: replace the state.
+    const n = ids.length;
+    normalisers.forEach((nz, m) => (this.normalisers[m] = nz));
+    this.slots.clear();
+    this.free.length = 0;
+    this.ids = ids.slice();
+    this.raw = [];
+    this.norm = [];
+    this.comp = [];
+    this.total = [];
+    let capacity = 64;
+    while (capacity < n) capacity *= 2;
+    this.grow(capacity);
+    ids.forEach((id, slot) => this.slots.set(id, slot));
+    metrics.forEach((_, m) => {
+      this.raw[m].set(raw[m]);
+      this.metricDirty[m] = metricDirty[m];
+      if (metricDirty[m]) return;
+      const nz = this.normalisers[m];
+      for (let slot = 0; slot < n; slot++) this.norm[m][slot] = Number.isNaN(raw[m][slot]) ? 0 : nz.normalise(raw[m][slot]);
+    });
+    this.componentNames.forEach((_, c) => {
+      this.componentDirty[c] = componentDirty[c];
+      if (!componentDirty[c]) for (let slot = 0; slot < n; slot++) this.comp[c][slot] = this.componentValue(c, slot);
+    });
+    this.profiles.forEach((p, pi) => {
+      p.stale = profileStale[pi];
+      if (p.stale) return p.ranking.clear();
+      const totals = this.total[pi];
+      for (let slot = 0; slot < n; slot++) totals[slot] = this.profileValue(pi, slot);
+      p.ranking.rebuild(ids, totals);
+    });
+  }
+
   private profileOf(profile: string): number {
     const pi = this.profileIndex.get(profile);
     if (pi === undefined) throw new Error(`unknown profile "${profile}" (${this.profileNames.join(', ')})`);
@@ -375,6 +507,14 @@ export class ScoreBoard {
     this.total = resize(this.total, this.profiles.length);
     this.capacity = capacity;
   }
+}
+
+/** A normaliser's spec as snapshots record it: defaults filled in, null for identity. */
+function resolvedNormaliser(spec: NormaliserSpec | undefined): unknown {
+  if (spec === undefined) return null;
+  if ('zscore' in spec) return { zscore: { clip: spec.zscore.clip ?? 3 } };
+  if ('minmax' in spec) return { minmax: { ...(spec.minmax.min !== undefined ? { min: spec.minmax.min } : {}), ...(spec.minmax.max !== undefined ? { max: spec.minmax.max } : {}) } };
+  return spec;
 }
 
 /**
