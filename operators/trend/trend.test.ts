@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { TrendTracker, trendByKey, type Direction, type Trend } from './trend.js';
+import { corrupt, corruptionArb, restoresCleanly } from '../keyed/testing/snapshots.js';
 
 // ---- brute force: from every value ever written --------------------------------------------------
 
@@ -181,5 +182,113 @@ describe('TrendTracker against brute force', () => {
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('TrendTracker snapshots', () => {
+  type Op = { kind: 'update'; key: string; w: number; value: number } | { kind: 'movers'; k: number } | { kind: 'get'; key: string } | { kind: 'evict'; w: number } | { kind: 'size' };
+  const KEYS = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const opsArb: fc.Arbitrary<Op[]> = fc.array(
+    fc.oneof(
+      {
+        weight: 12,
+        arbitrary: fc.record({
+          kind: fc.constant('update' as const),
+          key: fc.constantFrom(...KEYS),
+          w: fc.integer({ min: -2, max: 14 }),
+          value: fc.oneof(fc.integer({ min: -5, max: 50 }), fc.constantFrom(0, -0, 0.1, 0.3, 1e-300), fc.double({ min: -1e6, max: 1e6, noNaN: true })),
+        }),
+      },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('movers' as const), k: fc.integer({ min: 1, max: 8 }) }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('get' as const), key: fc.constantFrom(...KEYS) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('evict' as const), w: fc.integer({ min: -2, max: 16 }) }) },
+      { weight: 1, arbitrary: fc.constant({ kind: 'size' as const }) },
+    ),
+    { maxLength: 120 },
+  );
+  const specArb = fc.record({ ratio: fc.integer({ min: 1, max: 3 }), threshold: fc.constantFrom(0, 0.05, 0.5) });
+  const STEP = 6;
+  const build = (s: { ratio: number; threshold: number }) => new TrendTracker({ periodMs: STEP * s.ratio, threshold: s.threshold });
+
+  function run(t: TrendTracker, ops: Op[]): unknown[] {
+    return ops.map((op) => {
+      if (op.kind === 'update') return t.update(op.key, op.w * STEP, op.value);
+      if (op.kind === 'movers') return t.movers(op.k);
+      if (op.kind === 'get') return t.get(op.key);
+      if (op.kind === 'evict') return t.evictBefore(op.w * STEP);
+      return [t.size, t.latestStart];
+    });
+  }
+
+  it('cut a random run anywhere, snapshot, restore into another tracker (fresh or used): the rest gives the same trends, movers, evictions; snapshot -> restore -> snapshot is the same text', () => {
+    fc.assert(
+      fc.property(specArb, opsArb, fc.nat(), opsArb, (spec, ops, cutAt, prior) => {
+        const cut = cutAt % (ops.length + 1);
+        const original = build(spec);
+        run(original, ops.slice(0, cut));
+        const text = original.snapshot();
+        const restored = build(spec);
+        run(restored, prior);
+        restored.restore(text);
+        expect(restored.snapshot()).toBe(text);
+        const rest = ops.slice(cut);
+        expect(run(restored, rest)).toEqual(run(original, rest));
+        expect(restored.movers(100)).toEqual(original.movers(100));
+        expect(restored.snapshot()).toBe(original.snapshot());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a corrupted snapshot is refused with a "trend snapshot:" Error that leaves the tracker as it was, or restores a state that snapshots and behaves consistently', () => {
+    fc.assert(
+      fc.property(specArb, opsArb, fc.array(corruptionArb, { minLength: 1, maxLength: 3 }), opsArb, (spec, ops, corruptions, after) => {
+        const original = build(spec);
+        run(original, ops);
+        let text = original.snapshot();
+        for (const c of corruptions) text = corrupt(text, c);
+        const target = build(spec);
+        run(target, ops.slice(0, 5));
+        const before = target.snapshot();
+        if (!restoresCleanly('trend', text, (t) => target.restore(t))) {
+          expect(target.snapshot()).toBe(before);
+          return;
+        }
+        const again = target.snapshot();
+        const copy = build(spec);
+        copy.restore(again);
+        expect(copy.snapshot()).toBe(again);
+        expect(run(copy, after)).toEqual(run(target, after));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('refuses another format, another spec (saying what differs) and windows the tracker could not hold', () => {
+    const t = new TrendTracker({ periodMs: 10, threshold: 0.1 });
+    t.update('a', 0, 10);
+    t.update('a', 10, 20);
+    t.update('b', 10, 5);
+    const parsed = JSON.parse(t.snapshot());
+    const edit = (f: (s: typeof parsed) => void) => {
+      const s = structuredClone(parsed);
+      f(s);
+      return JSON.stringify(s);
+    };
+    const fresh = () => new TrendTracker({ periodMs: 10, threshold: 0.1 });
+    expect(() => fresh().restore(edit((s) => (s.format = 'weir.trends/2')))).toThrow('trend snapshot: format "weir.trends/2" is not weir.trend/1');
+    expect(() => new TrendTracker({ periodMs: 20, threshold: 0.1 }).restore(t.snapshot())).toThrow(
+      'trend snapshot: taken by an operator built with another spec: spec.periodMs: snapshot has 10, this operator has 20',
+    );
+    expect(() => fresh().restore(edit((s) => (s.keys[1][0] = 'a')))).toThrow('trend snapshot: keys: key "a" appears twice');
+    expect(() => fresh().restore(edit((s) => s.keys[0][1].pop()))).toThrow('trend snapshot: keys[0] ("a") windows must hold [start, value] pairs, got 3 numbers');
+    expect(() => fresh().restore(edit((s) => (s.keys[0][1] = [10, 1, 0, 2])))).toThrow('trend snapshot: keys[0] ("a") windows: starts must be ascending, 10 comes before 0');
+    expect(() => fresh().restore(edit((s) => (s.keys[0][1] = [-20, 1, 10, 2])))).toThrow('is more than periodMs (10) before the latest, 10');
+    expect(() => fresh().restore(edit((s) => (s.latest = 0)))).toThrow('trend snapshot: keys[0] ("a") windows: start 10 is after the latest start of all keys, 0');
+    expect(() => fresh().restore(edit((s) => (s.keys[1][1][1] = 'NaN')))).toThrow('trend snapshot: keys[1] ("b") windows[1] must be a finite number, got NaN');
+    expect(() => fresh().restore(edit((s) => (s.latest = 'NaN')))).toThrow('trend snapshot: latest must be a finite number or -Infinity, got NaN');
+    const copy = fresh();
+    copy.restore(t.snapshot());
+    expect(copy.movers(5)).toEqual(t.movers(5));
   });
 });

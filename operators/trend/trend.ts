@@ -1,5 +1,8 @@
 import { Observable, type OperatorFunction } from 'rxjs';
+import { encodeNum, SnapshotReader } from '../keyed/snapshot.js';
 import { Ranking } from '../scores/ranking.js';
+
+const SNAPSHOT_FORMAT = 'weir.trend/1';
 
 export interface TrendOptions {
   /** Distance (ms) from a window's start to its previous window's start: the window size for tumbling windows. */
@@ -156,6 +159,59 @@ export class TrendTracker {
     return n;
   }
 
+  /**
+   * The whole state as JSON text, for checkpoints: format `weir.trend/1`, the spec (periodMs,
+   * threshold), the latest start of all keys, and per key (in insertion order) its windows as
+   * `[key, [start0, value0, start1, value1, ...]]`. The movers rankings are rebuilt on restore
+   * from the keys at the latest start.
+   */
+  snapshot(): string {
+    const keys: unknown[] = [];
+    for (const [key, st] of this.keys) keys.push([key, st.w.map(encodeNum)]);
+    return JSON.stringify({ format: SNAPSHOT_FORMAT, spec: this.spec(), latest: encodeNum(this.latest), keys });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot taken by a tracker with the same period and
+   * threshold. Throws an Error saying what differs or what is malformed, and then leaves the
+   * tracker as it was.
+   */
+  restore(text: string): void {
+    const read = new SnapshotReader('trend');
+    const top = read.open(text, SNAPSHOT_FORMAT, this.spec());
+    const latest = read.number(top.latest, 'latest');
+    if (!(Number.isFinite(latest) || latest === -Infinity)) read.fail(`latest must be a finite number or -Infinity, got ${latest}`);
+    const seen = new Set<string>();
+    const keys = read.array(top.keys, 'keys').map((entry, i): [string, number[]] => {
+      const where = `keys[${i}]`;
+      const [k, ws] = read.array(entry, where, { min: 2, max: 2 });
+      const key = read.string(k, `${where}[0]`);
+      read.unique(seen, key, 'keys');
+      const at = `${where} (${JSON.stringify(key)}) windows`;
+      const raw = read.array(ws, at, { min: 2 });
+      if (raw.length % 2 !== 0) read.fail(`${at} must hold [start, value] pairs, got ${raw.length} numbers`);
+      const w = raw.map((v, j) => read.finite(v, `${at}[${j}]`));
+      const last = w[w.length - 2];
+      for (let j = 2; j < w.length; j += 2) if (!(w[j - 2] < w[j])) read.fail(`${at}: starts must be ascending, ${w[j - 2]} comes before ${w[j]}`);
+      if (w[0] < last - this.period) read.fail(`${at}: start ${w[0]} is more than periodMs (${this.period}) before the latest, ${last}: the tracker would have dropped it`);
+      if (last > latest) read.fail(`${at}: start ${last} is after the latest start of all keys, ${latest}`);
+      return [key, w];
+    });
+    this.keys.clear();
+    this.rising.clear();
+    this.falling.clear();
+    this.latest = latest;
+    for (const [key, w] of keys) {
+      const st: KeyState = { w, side: 0, rankedBy: 0 };
+      this.keys.set(key, st);
+      this.place(key, st, this.trendOf(key, st));
+    }
+  }
+
+  private spec() {
+    return { periodMs: this.period, threshold: this.threshold };
+  }
+
   private trendOf(key: string, st: KeyState): Trend {
     const w = st.w;
     const start = w[w.length - 2];
@@ -182,6 +238,11 @@ export class TrendTracker {
       this.rising.clear();
       this.falling.clear();
     } else this.unrank(key, st);
+    this.place(key, st, t);
+  }
+
+  /** Ranks the key by its trend if it is a mover of the latest window. */
+  private place(key: string, st: KeyState, t: Trend): void {
     st.side = 0;
     if (t.start !== this.latest || t.pct === null || t.direction === 'flat') return;
     if (t.direction === 'rising') {
