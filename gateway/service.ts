@@ -15,6 +15,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { WeirConfig } from '../engine/config.js';
 import { decodeMessage, METRIC_RE, type DecodeLimits } from '../engine/decode.js';
+import { pipelineTable } from '../engine/pipeline/sink.js';
 import { apiSubject, keyFromToken, RESULT_FIELDS, resultFilterSubject, statusSubject, type EngineStatus, type LiveResult } from '../engine/subjects.js';
 import type { TopAnswer } from '../engine/live-view.js';
 import { SketchAccumulator, type DDSketch } from '../operators/aggregates/ddsketch.js';
@@ -51,6 +52,58 @@ export interface SeriesAnswer {
   truncated: boolean;
   points: SeriesPoint[];
 }
+
+/**
+ * One row of a declared pipeline's table weir_p_<pipeline>: a window of one key. Tombstones of
+ * absorbed session windows (superseded) are never returned.
+ */
+export interface PipelinePoint {
+  /** Window start, ms since epoch (0 for a global window). */
+  ts: number;
+  /** Window end, ms since epoch (0 for a global window). */
+  end: number;
+  /** Window name ('10s', '7d', 'session', 'global'). */
+  window: string;
+  /** false: partial figures of a window that has not fired. */
+  final: boolean;
+  /** Grows with each result of the window (docs/pipelines.md, "How the stages run"). */
+  revision: number;
+  /** Wall time the engine produced the row. */
+  emittedAt: number;
+  /** Every output column of the table, null where the window has no value. */
+  fields: Record<string, number | null>;
+}
+
+export interface PipelineSeriesAnswer {
+  pipeline: string;
+  /** A declared pipeline's results carry its own name as their metric. */
+  metric: string;
+  key: string;
+  /** The window asked for; null: every window. */
+  window: string | null;
+  from: number;
+  to: number;
+  truncated: boolean;
+  /** The table's output columns, in table order: the keys of every point's `fields`. */
+  fields: string[];
+  points: PipelinePoint[];
+}
+
+/** What the gateway knows of a declared pipeline's table, read from QuestDB and kept briefly. */
+interface PipelineTableInfo {
+  table: string;
+  fields: string[];
+  /** Window names with rows in the table, sorted. */
+  windows: string[];
+  hasSuperseded: boolean;
+}
+
+/** Columns every weir_p_<pipeline> table has (engine/pipeline/sink.ts); the others are output fields. */
+const PIPELINE_META_COLUMNS = new Set(['ts', 'key', 'window', 'window_end', 'final', 'revision', 'emitted_at', 'superseded']);
+const NUMERIC_TYPES = new Set(['DOUBLE', 'FLOAT', 'LONG', 'INT', 'SHORT', 'BYTE']);
+const COLUMN_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** The window names the engine gives (windowProp in routes/schemas.ts). */
+const WINDOW_RE = /^[0-9a-z]+$/;
 
 export interface PercentilesAnswer {
   metric: string;
@@ -146,19 +199,23 @@ const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
  * answer is only valid while the durable watermark has not moved.
  */
 class HistoryCache {
-  private readonly lru: LRUCache<string, { wm: number; stable: boolean; value: unknown }>;
+  private readonly lru: LRUCache<string, { wm: number; stable: boolean; expires?: number; value: unknown }>;
   constructor(max: number) {
     this.lru = new LRUCache({ max: Math.max(1, max) });
   }
   get(key: string, wm: number): unknown | undefined {
     const e = this.lru.get(key);
     if (!e) return undefined;
-    if (e.stable || e.wm === wm) return e.value;
+    if (e.expires !== undefined ? Date.now() < e.expires : e.stable || e.wm === wm) return e.value;
     this.lru.delete(key);
     return undefined;
   }
   set(key: string, wm: number, stable: boolean, value: unknown) {
     this.lru.set(key, { wm, stable, value });
+  }
+  /** An entry valid for `ttlMs` whatever the watermark does (declared pipelines: no durable watermark yet). */
+  setFor(key: string, ttlMs: number, value: unknown) {
+    this.lru.set(key, { wm: -1, stable: false, expires: Date.now() + ttlMs, value });
   }
   get size() {
     return this.lru.size;
@@ -241,6 +298,11 @@ export class WeirService {
   private statuses: EngineStatus[] = [];
   private readonly decodeLimits: DecodeLimits;
   private readonly settleMs = 5_000;
+  /** Declared pipelines: how long a history answer is served from the cache (no watermark to key it on). */
+  private readonly pipelineAnswerTtlMs = 1_000;
+  /** Declared pipelines: how long their table's columns and windows are kept. */
+  private readonly pipelineTableTtlMs = 10_000;
+  private readonly pipelineTables = new Map<string, { at: number; info: Promise<PipelineTableInfo> }>();
 
   constructor(deps: ServiceDeps) {
     this.config = deps.config;
@@ -290,6 +352,11 @@ export class WeirService {
     const wname = strParam(q, 'window', { max: 16 });
     const w = wname ? windows.find((x) => x.name === wname) : defaultWindow === 'smallest' ? sorted[0] : sorted[sorted.length - 1];
     if (!w) throw new BadRequest('window', `window must be one of ${windows.map((x) => x.name).join(', ')}, got "${wname}"`);
+    return { window: w.name, table: w.table, size: w.size, ...this.resolveTimes(q) };
+  }
+
+  /** [from, to) from the query: defaults to = now, from = to - 1 h; checked against maxRange. */
+  private resolveTimes(q: Q) {
     const now = Date.now();
     const to = parseTime(q.to as string | number | undefined, 'to');
     if (to instanceof Error) throw new BadRequest('to', to.message);
@@ -300,7 +367,7 @@ export class WeirService {
     if (fromMs >= toMs) throw new BadRequest('from', `from (${fromMs}) must be before to (${toMs})`);
     const maxRange = this.config.gateway.limits.maxRange;
     if (toMs - fromMs > maxRange) throw new BadRequest('from', `range is ${toMs - fromMs} ms, the limit is ${maxRange} ms`);
-    return { window: w.name, table: w.table, size: w.size, from: fromMs, to: toMs, toGiven: to !== undefined };
+    return { from: fromMs, to: toMs, toGiven: to !== undefined };
   }
 
   /** The durable watermark the engine reported at least settleMs ago (QuestDB has applied those rows). */
@@ -326,7 +393,13 @@ export class WeirService {
     return value;
   }
 
-  async series(q: Q): Promise<SeriesAnswer> {
+  /**
+   * Window rows of one series. The default pipeline reads weir_agg_<window>; `pipeline` naming a
+   * declared pipeline reads its table weir_p_<pipeline> (pipelineSeries).
+   */
+  async series(q: Q): Promise<SeriesAnswer | PipelineSeriesAnswer> {
+    const pipeline = this.pipelineParam(q);
+    if (pipeline !== this.config.pipeline.name) return this.pipelineSeries(q, pipeline);
     const metric = metricParam(q)!;
     const key = keyParam(q)!;
     const r = this.resolveRange(q, 'smallest');
@@ -343,6 +416,115 @@ export class WeirService {
       for (const p of points) p.rate = p.count / (r.size / 1000);
       return { metric, key, window: r.window, from: r.from, to: r.to, truncated, points };
     });
+  }
+
+  /**
+   * Rows of one key of a declared pipeline, from its table weir_p_<pipeline>: ts in [from, to),
+   * one window or every window, tombstones (superseded) left out, ordered by ts then window name.
+   * Every parameter is checked before any SQL runs. The pipeline name is an identifier in the SQL:
+   * it has passed NAME_RE (pipelineParam) and the table must be listed by tables() (a bound
+   * parameter, exact match) before it is interpolated; column names come from the table itself.
+   */
+  private async pipelineSeries(q: Q, pipeline: string): Promise<PipelineSeriesAnswer> {
+    const metric = metricParam(q, false);
+    if (metric !== undefined && metric !== pipeline)
+      throw new BadRequest('metric', `the results of pipeline ${pipeline} have its own name as their metric; leave metric out or give "${pipeline}", got "${metric}"`);
+    const key = keyParam(q)!;
+    const window = strParam(q, 'window', { max: 16, re: WINDOW_RE, what: 'a window name such as 10s, 7d, session or global' });
+    const r = this.resolveTimes(q);
+    const maxRows = this.config.gateway.limits.maxRows;
+    const limit = intParam(q, 'limit', maxRows, 1, maxRows);
+
+    let info = await this.pipelineTableInfo(pipeline);
+    if (window !== undefined && !info.windows.includes(window)) {
+      info = await this.pipelineTableInfo(pipeline, true);
+      if (!info.windows.includes(window)) await this.confirmPipelineWindow(pipeline, key, window, info);
+    }
+
+    const ck = `sp\u0000${pipeline}\u0000${key}\u0000${window ?? ''}\u0000${r.from}\u0000${r.to}\u0000${limit}`;
+    const hit = this.cache.get(ck, -1) as PipelineSeriesAnswer | undefined;
+    if (hit !== undefined) {
+      this.metrics?.cacheHit();
+      return hit;
+    }
+    this.metrics?.cacheMiss();
+    const fields = info.fields;
+    const params: unknown[] = [key, new Date(r.from), new Date(r.to)];
+    let where = 'key = $1 AND ts >= $2 AND ts < $3';
+    if (window !== undefined) {
+      params.push(window);
+      where += ` AND window = $${params.length}`;
+    }
+    if (info.hasSuperseded) where += ' AND superseded = false';
+    const rows = await this.query<Record<string, unknown>>(
+      `SELECT ts, window_end, window, final, revision, emitted_at${fields.map((f) => `, "${f}"`).join('')} FROM "${info.table}" WHERE ${where} ORDER BY ts, window LIMIT ${limit + 1}`,
+      params,
+    );
+    const truncated = rows.length > limit;
+    const points: PipelinePoint[] = (truncated ? rows.slice(0, limit) : rows).map((row) => {
+      const values: Record<string, number | null> = {};
+      for (const f of fields) {
+        const v = row[f];
+        values[f] = typeof v === 'number' && Number.isFinite(v) ? v : null;
+      }
+      return {
+        ts: row.ts as number,
+        end: (row.window_end as number | null) ?? 0,
+        window: row.window as string,
+        final: row.final === true,
+        revision: Number(row.revision ?? 0),
+        emittedAt: (row.emitted_at as number | null) ?? 0,
+        fields: values,
+      };
+    });
+    const answer: PipelineSeriesAnswer = { pipeline, metric: pipeline, key, window: window ?? null, from: r.from, to: r.to, truncated, fields: [...fields], points };
+    // No durable watermark is reported for a declared pipeline yet, so nothing is ever stable:
+    // an answer is reused for pipelineAnswerTtlMs only.
+    if (this.config.gateway.cacheEntries > 0) this.cache.setFor(ck, this.pipelineAnswerTtlMs, answer);
+    return answer;
+  }
+
+  /** The table of a declared pipeline: its output columns and the windows it has rows of (kept pipelineTableTtlMs). */
+  private pipelineTableInfo(pipeline: string, fresh = false): Promise<PipelineTableInfo> {
+    const e = this.pipelineTables.get(pipeline);
+    if (e && !fresh && Date.now() - e.at < this.pipelineTableTtlMs) return e.info;
+    const info = this.loadPipelineTable(pipeline);
+    this.pipelineTables.set(pipeline, { at: Date.now(), info });
+    // Failures (no such table, QuestDB down) are not kept: the next request asks again.
+    info.catch(() => {
+      if (this.pipelineTables.get(pipeline)?.info === info) this.pipelineTables.delete(pipeline);
+    });
+    return info;
+  }
+
+  private async loadPipelineTable(pipeline: string): Promise<PipelineTableInfo> {
+    // pipelineParam checked the name already; checked again here because it becomes an identifier.
+    if (!NAME_RE.test(pipeline) || pipeline.length > 64) throw new BadRequest('pipeline', `pipeline ${JSON.stringify(pipeline.slice(0, 64))} is not valid`);
+    const table = pipelineTable(pipeline);
+    const found = await this.query<{ table_name: string }>('SELECT table_name FROM tables() WHERE table_name = $1', [table]);
+    if (found.length === 0)
+      throw new ApiError(404, 'not_found', 'pipeline', `no pipeline "${pipeline}": QuestDB has no table ${table} (a declared pipeline's table exists once the engine has run it: WEIR_PIPELINES)`);
+    const columns = await this.query<{ column: string; type: string }>(`SELECT "column", type FROM table_columns('${table}')`, []);
+    const fields = columns.filter((c) => !PIPELINE_META_COLUMNS.has(c.column) && NUMERIC_TYPES.has(c.type) && COLUMN_RE.test(c.column)).map((c) => c.column);
+    const windows = (await this.query<{ window: string }>(`SELECT DISTINCT window FROM "${table}"`, [])).map((w) => w.window).filter((w) => typeof w === 'string');
+    return { table, fields, windows: windows.sort(), hasSuperseded: columns.some((c) => c.column === 'superseded') };
+  }
+
+  /**
+   * A window with no rows in the table: fine if the engine runs the pipeline with that window
+   * (nothing written yet: the answer is empty); otherwise a BadRequest naming `window` and listing
+   * the windows the engine runs, or, when the engine is not answering, the windows with rows.
+   */
+  private async confirmPipelineWindow(pipeline: string, key: string, window: string, info: PipelineTableInfo): Promise<void> {
+    try {
+      await this.live(pipeline, 'latest', { metric: pipeline, key, window });
+      return;
+    } catch (err) {
+      if (err instanceof BadRequest && err.param === 'window')
+        throw new BadRequest('window', `window "${window}" is not a window of pipeline ${pipeline} (the engine says: ${err.message})`);
+      const have = info.windows.length ? info.windows.join(', ') : 'none yet';
+      throw new BadRequest('window', `window "${window}" has no rows in ${info.table}; windows with rows: ${have}`);
+    }
   }
 
   async percentiles(q: Q): Promise<PercentilesAnswer> {
