@@ -23,7 +23,7 @@ import type { LiveResult } from '../engine/subjects.js';
 import type { Principal, Scope } from './auth.js';
 import { ApiError, BadRequest, GRPC_CODE } from './errors.js';
 import type { GrpcDeps } from './server.js';
-import type { PublishAnswer } from './service.js';
+import type { PipelinePoint, PipelineSeriesAnswer, PublishAnswer, SeriesAnswer } from './service.js';
 
 export const SERVICE_NAME = 'weir.v1.Weir';
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
@@ -73,6 +73,16 @@ interface RangeMsg {
 }
 interface SeriesRequestMsg extends RangeMsg {
   limit: number;
+  pipeline: string;
+}
+interface PipelinePointMsg {
+  ts: number;
+  end: number;
+  window: string;
+  final: boolean;
+  revision: number;
+  emitted_at: number;
+  fields: Record<string, number>;
 }
 interface PercentilesRequestMsg extends RangeMsg {
   q: number[];
@@ -127,6 +137,20 @@ function eventsOf(events: EventMsg[]): Record<string, unknown>[] {
     if (e.id) o.id = e.id;
     return o;
   });
+}
+
+/** A declared pipeline's row: null fields are left out of the map (proto3 maps hold no null). */
+function pipelinePointMsg(p: PipelinePoint): PipelinePointMsg {
+  const fields: Record<string, number> = {};
+  for (const [k, v] of Object.entries(p.fields)) if (v !== null) fields[k] = v;
+  return { ts: p.ts, end: p.end, window: p.window, final: p.final, revision: p.revision, emitted_at: p.emittedAt, fields };
+}
+
+/** QuerySeries: a declared pipeline's rows go in pipeline_points, the default pipeline's in points. */
+function seriesResponse(a: SeriesAnswer | PipelineSeriesAnswer): unknown {
+  if (!('pipeline' in a)) return a;
+  const { points, window, ...rest } = a;
+  return { ...rest, window: window ?? '', points: [], pipeline_points: points.map(pipelinePointMsg) };
 }
 
 function publishResponse(a: PublishAnswer): PublishResponseMsg {
@@ -413,8 +437,8 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
   server.addService(weir.service, {
     Publish: unary<PublishRequestMsg, PublishResponseMsg>('Publish', 'publish', async (req) => publishResponse(await publishOne(req))),
     PublishStream: publishStream,
-    QuerySeries: unary<SeriesRequestMsg, unknown>('QuerySeries', 'read', (req) =>
-      service.series({ metric: req.metric, key: req.key, window: req.window, from: req.from, to: req.to, limit: req.limit }),
+    QuerySeries: unary<SeriesRequestMsg, unknown>('QuerySeries', 'read', async (req) =>
+      seriesResponse(await service.series({ pipeline: req.pipeline, metric: req.metric, key: req.key, window: req.window, from: req.from, to: req.to, limit: req.limit })),
     ),
     Percentiles: unary<PercentilesRequestMsg, unknown>('Percentiles', 'read', async (req) => {
       const a = await service.percentiles({ metric: req.metric, key: req.key, window: req.window, from: req.from, to: req.to, q: req.q });
