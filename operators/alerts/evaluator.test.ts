@@ -55,6 +55,24 @@ describe('AlertEvaluator', () => {
     expect(() => new AlertEvaluator([RULES[0], RULES[0]])).toThrow('alert "error_rate_high": the name is used twice');
   });
 
+  it('a non-finite ts is refused, machine or not (NaN fired at once past `for`; Infinity hid every later observation, so a firing alert never resolved); alertTransitions errors the stream', async () => {
+    const ev = new AlertEvaluator(RULES);
+    expect(ev.observeValue('error_rate_high', 'b', 0, 9)).toBeNull();
+    expect(() => ev.observeValue('error_rate_high', 'b', NaN, 9)).toThrow('alert "error_rate_high": ts of "b" must be a finite number, got NaN');
+    expect(() => ev.observeValue('error_rate_high', 'c', NaN, 1)).toThrow('alert "error_rate_high": ts of "c" must be a finite number, got NaN');
+    expect(ev.observeValue('error_rate_high', 'b', 10, 9)).toBeNull();
+    expect(ev.observeValue('error_rate_high', 'b', 20, 9)).toMatchObject({ state: 'firing', since: 0, at: 20 });
+    expect(() => ev.observeValue('error_rate_high', 'b', Infinity, 9)).toThrow('got Infinity');
+    expect(ev.observeValue('error_rate_high', 'b', 30, 1)).toMatchObject({ state: 'resolved', at: 30 });
+    const rows: FieldObservation[] = [
+      { key: 'b1', ts: 0, values: { read_p95: 7 } },
+      { key: 'b1', ts: -Infinity, values: { read_p95: 7 } },
+    ];
+    await expect(lastValueFrom(from(rows).pipe(alertTransitions(new AlertEvaluator(RULES)), toArray()))).rejects.toThrow(
+      'alert "read_p95_slow": ts of "b1" must be a finite number, got -Infinity',
+    );
+  });
+
   it('alertTransitions emits the transitions of a row stream', async () => {
     const rows: FieldObservation[] = [
       { key: 'b1', ts: 0, values: { read_p95: 7 } },

@@ -1,5 +1,5 @@
 import { Observable, type OperatorFunction } from 'rxjs';
-import { AlertMachine, checkRule, holds, type AlertRule, type AlertTransition } from './machine.js';
+import { AlertMachine, checkRule, checkTs, holds, type AlertRule, type AlertTransition } from './machine.js';
 
 /** Fields of one keyed result at one event time (a window result row). */
 export interface FieldObservation {
@@ -43,7 +43,10 @@ export class AlertEvaluator {
     return n;
   }
 
-  /** Feeds one row to every rule whose field it carries; emits the transitions in rule order. */
+  /**
+   * Feeds one row to every rule whose field it carries; emits the transitions in rule order.
+   * Throws on a non-finite `ts` (at the first rule whose field the row carries).
+   */
   observe(obs: FieldObservation, emit: (t: AlertTransition) => void): void {
     for (let i = 0; i < this.rules.length; i++) {
       const v = obs.values[this.rules[i].field];
@@ -74,6 +77,7 @@ export class AlertEvaluator {
     let m = machines.get(key);
     if (m === undefined) {
       const rule = this.rules[i];
+      checkTs(rule, key, ts);
       // an ok machine would stay ok: do not create one
       if (value === null || !Number.isFinite(value) || !holds(rule.op, value, rule.threshold)) return null;
       m = new AlertMachine(rule);
@@ -87,7 +91,7 @@ export class AlertEvaluator {
 
 /**
  * RxJS operator: evaluates `evaluator`'s rules on each row and emits the alert transitions
- * (firing, resolved) in order.
+ * (firing, resolved) in order. A row the evaluator refuses (a non-finite ts) errors the stream.
  *
  * @example
  * rows$.pipe(alertTransitions(new AlertEvaluator([{ name: 'error_rate_high', field: 'error_rate', op: '>', threshold: 0.05, resolve: 0.04, forMs: 20_000, severity: 'critical' }])))
@@ -97,7 +101,11 @@ export function alertTransitions(evaluator: AlertEvaluator): OperatorFunction<Fi
     new Observable<AlertTransition>((destination) =>
       source.subscribe({
         next(obs) {
-          evaluator.observe(obs, (t) => destination.next(t));
+          try {
+            evaluator.observe(obs, (t) => destination.next(t));
+          } catch (err) {
+            destination.error(err);
+          }
         },
         error: (err) => destination.error(err),
         complete: () => destination.complete(),

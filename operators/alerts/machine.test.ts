@@ -146,6 +146,21 @@ describe('AlertMachine: examples', () => {
   });
 });
 
+describe('AlertMachine: event time must be a number', () => {
+  it('refuses a non-finite ts and stays as it was: NaN used to fire at once (NaN - since < for is false), Infinity to hide every later observation', () => {
+    const m = new AlertMachine({ name: 'lat', field: 'p95', op: '>', threshold: 5, forMs: 30 });
+    expect(() => m.observe('svc-a', NaN, 9)).toThrow('alert "lat": ts of "svc-a" must be a finite number, got NaN');
+    expect(m.active).toBe(false);
+    expect(m.observe('svc-a', 0, 9)).toBeNull();
+    expect(() => m.observe('svc-a', NaN, 9)).toThrow('got NaN');
+    expect(m.observe('svc-a', 20, 9)).toBeNull();
+    expect(m.observe('svc-a', 30, 9)).toMatchObject({ state: 'firing', since: 0, at: 30 });
+    expect(() => m.observe('svc-a', Infinity, 9)).toThrow('got Infinity');
+    expect(m.observe('svc-a', 40, 1)).toMatchObject({ state: 'resolved', at: 40 });
+    expect(m.outOfOrder).toBe(0);
+  });
+});
+
 describe('AlertMachine against brute force', () => {
   it('transitions equal the oracle over random observation sequences (any op, band, for; disorder and gaps)', () => {
     fc.assert(

@@ -71,6 +71,11 @@ export function checkRule(rule: AlertRule): void {
   if (rule.severity !== undefined && !SEVERITIES.includes(rule.severity)) throw new Error(`${at}: severity must be one of ${SEVERITIES.join(', ')}, got ${JSON.stringify(rule.severity)}`);
 }
 
+/** Throws unless the event time of an observation is a finite number. */
+export function checkTs(rule: AlertRule, key: string, ts: number): void {
+  if (!Number.isFinite(ts)) throw new Error(`alert ${JSON.stringify(rule.name)}: ts of ${JSON.stringify(key)} must be a finite number, got ${ts}`);
+}
+
 const OK = 0;
 const PENDING = 1;
 const FIRING = 2;
@@ -117,8 +122,13 @@ export class AlertMachine {
     return this.since;
   }
 
-  /** Takes one observation; returns the transition it causes, if any. */
+  /**
+   * Takes one observation; returns the transition it causes, if any. Throws on a non-finite
+   * `ts` (and changes nothing): NaN would fire without waiting `for`, Infinity would make every
+   * later observation out of order.
+   */
   observe(key: string, ts: number, value: number | null): AlertTransition | null {
+    checkTs(this.rule, key, ts);
     if (value === null || !Number.isFinite(value)) return null;
     if (ts < this.lastTs) {
       this.outOfOrder++;
