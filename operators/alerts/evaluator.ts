@@ -1,5 +1,8 @@
 import { Observable, type OperatorFunction } from 'rxjs';
-import { AlertMachine, checkRule, checkTs, holds, type AlertRule, type AlertTransition } from './machine.js';
+import { SnapshotReader } from '../keyed/snapshot.js';
+import { AlertMachine, checkRule, checkTs, holds, ruleSpec, type AlertRule, type AlertTransition } from './machine.js';
+
+const SNAPSHOT_FORMAT = 'weir.alerts/1';
 
 /** Fields of one keyed result at one event time (a window result row). */
 export interface FieldObservation {
@@ -70,6 +73,50 @@ export class AlertEvaluator {
       for (const [key, m] of machines) if (m.firing) out.push({ rule: this.rules[i].name, key, since: m.activeSince });
     });
     return out.sort((a, b) => (a.rule === b.rule ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : this.byName.get(a.rule)! - this.byName.get(b.rule)!));
+  }
+
+  /**
+   * The state as JSON text, for checkpoints: format `weir.alerts/1`, the rules (defaults filled
+   * in), and per rule name the (key, machine) pairs pending or firing, each as
+   * `[key, phase, since, lastTs, outOfOrder]`.
+   */
+  snapshot(): string {
+    const machines: Record<string, unknown[]> = {};
+    this.rules.forEach((r, i) => (machines[r.name] = [...this.machines[i]].map(([key, m]) => [key, ...m.state()])));
+    return JSON.stringify({ format: SNAPSHOT_FORMAT, spec: this.spec(), machines });
+  }
+
+  /**
+   * Replaces the state with a snapshot taken by an evaluator with the same rules (in the same
+   * order). Throws an Error saying what differs or what is malformed (an unknown rule, an ok
+   * machine, a pending one past its `for`, ...), and then leaves the evaluator as it was.
+   */
+  restore(text: string): void {
+    const read = new SnapshotReader('alerts');
+    const top = read.open(text, SNAPSHOT_FORMAT, this.spec());
+    const byRule = read.object(top.machines, 'machines');
+    for (const name of Object.keys(byRule)) if (!this.byName.has(name)) read.fail(`machines.${name}: no rule of that name (${[...this.byName.keys()].join(', ')})`);
+    const restored = this.rules.map((rule, i) => {
+      const where = `machines.${rule.name}`;
+      if (!(rule.name in byRule)) read.fail(`${where} is missing`);
+      const seen = new Set<string>();
+      const machines = new Map<string, AlertMachine>();
+      read.array(byRule[rule.name], where).forEach((entry, j) => {
+        const at = `${where}[${j}]`;
+        const row = read.array(entry, at, { min: 5, max: 5 });
+        const key = read.string(row[0], `${at}[0]`);
+        read.unique(seen, key, where);
+        const m = new AlertMachine(this.rules[i]);
+        m.load(m.readState(read, row.slice(1), `${at} (${JSON.stringify(key)})`, false));
+        machines.set(key, m);
+      });
+      return machines;
+    });
+    restored.forEach((m, i) => (this.machines[i] = m));
+  }
+
+  private spec() {
+    return { rules: this.rules.map(ruleSpec) };
   }
 
   private step(i: number, key: string, ts: number, value: number | null): AlertTransition | null {

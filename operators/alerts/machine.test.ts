@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AlertMachine, holds, type AlertOp, type AlertRule, type AlertTransition } from './machine.js';
+import { corrupt, corruptionArb, restoresCleanly } from '../keyed/testing/snapshots.js';
 
 interface Obs {
   ts: number;
@@ -190,5 +191,65 @@ describe('AlertMachine against brute force', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('AlertMachine snapshots', () => {
+  const observeAll = (m: AlertMachine, obs: Obs[]) => obs.map((o) => [m.observe('svc-a', o.ts, o.value), m.active, m.firing, m.activeSince, m.outOfOrder]);
+
+  it('cut a random run anywhere, snapshot, restore into another machine of the rule (fresh or used): the rest gives the same transitions and states; snapshot -> restore -> snapshot is the same text', () => {
+    fc.assert(
+      fc.property(ruleArb, obsArb, fc.nat(), obsArb, (rule, raw, cutAt, prior) => {
+        const obs = timeline(raw);
+        const cut = cutAt % (obs.length + 1);
+        const original = new AlertMachine(rule);
+        observeAll(original, obs.slice(0, cut));
+        const text = original.snapshot();
+        const restored = new AlertMachine(rule);
+        observeAll(restored, timeline(prior));
+        restored.restore(text);
+        expect(restored.snapshot()).toBe(text);
+        expect(observeAll(restored, obs.slice(cut))).toEqual(observeAll(original, obs.slice(cut)));
+        expect(restored.snapshot()).toBe(original.snapshot());
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a corrupted snapshot is refused with an "alert snapshot:" Error that leaves the machine as it was, or restores a state that behaves as its own snapshot does', () => {
+    fc.assert(
+      fc.property(ruleArb, obsArb, fc.array(corruptionArb, { minLength: 1, maxLength: 3 }), obsArb, (rule, raw, corruptions, after) => {
+        const original = new AlertMachine(rule);
+        observeAll(original, timeline(raw));
+        let text = original.snapshot();
+        for (const c of corruptions) text = corrupt(text, c);
+        const target = new AlertMachine(rule);
+        const before = target.snapshot();
+        if (!restoresCleanly('alert', text, (t) => target.restore(t))) {
+          expect(target.snapshot()).toBe(before);
+          return;
+        }
+        const copy = new AlertMachine(rule);
+        copy.restore(target.snapshot());
+        expect(observeAll(copy, timeline(after))).toEqual(observeAll(target, timeline(after)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses another rule (saying what differs) and states the rule cannot reach', () => {
+    const rule: AlertRule = { name: 'lat', field: 'p95', op: '>', threshold: 5, resolve: 4, forMs: 30 };
+    const m = new AlertMachine(rule);
+    m.observe('svc-a', 0, 9);
+    const parsed = JSON.parse(m.snapshot());
+    expect(parsed).toEqual({ format: 'weir.alert/1', spec: { name: 'lat', field: 'p95', op: '>', threshold: 5, forMs: 30, resolve: 4, severity: 'warning' }, state: ['pending', 0, 0, 0] });
+    const edit = (state: unknown[]) => JSON.stringify({ ...parsed, state });
+    expect(() => new AlertMachine({ ...rule, forMs: 10 }).restore(m.snapshot())).toThrow('alert snapshot: taken by an operator built with another spec: spec.forMs: snapshot has 30, this operator has 10');
+    expect(() => new AlertMachine(rule).restore(edit(['pending', 0, 30, 0]))).toThrow('alert snapshot: state: pending since 0 with the newest observation at 30 is not a state of a rule with for = 30 ms');
+    expect(() => new AlertMachine(rule).restore(edit(['firing', 10, 30, 0]))).toThrow('alert snapshot: state: firing since 10 with the newest observation at 30 is not a state of a rule with for = 30 ms');
+    expect(() => new AlertMachine(rule).restore(edit(['fired', 0, 0, 0]))).toThrow('alert snapshot: state phase must be one of ok, pending, firing, got "fired"');
+    expect(() => new AlertMachine(rule).restore(edit(['ok', 0, 0, -1]))).toThrow('alert snapshot: state outOfOrder must be a whole number >= 0, got -1');
+    expect(() => new AlertMachine(rule).restore(edit(['pending', 0, '-Infinity', 0]))).toThrow('alert snapshot: state lastTs must be a finite number, got -Infinity');
+    new AlertMachine(rule).restore(edit(['ok', 0, '-Infinity', 0]));
   });
 });

@@ -1,3 +1,5 @@
+import { encodeNum, SnapshotReader } from '../keyed/snapshot.js';
+
 export type AlertOp = '>' | '>=' | '<' | '<=';
 export type Severity = 'info' | 'warning' | 'critical';
 
@@ -79,6 +81,26 @@ export function checkTs(rule: AlertRule, key: string, ts: number): void {
 const OK = 0;
 const PENDING = 1;
 const FIRING = 2;
+const PHASES = ['ok', 'pending', 'firing'] as const;
+export type AlertPhase = (typeof PHASES)[number];
+
+/** A rule as snapshots record it: every default filled in. */
+export function ruleSpec(rule: AlertRule) {
+  return {
+    name: rule.name,
+    field: rule.field,
+    op: rule.op,
+    threshold: rule.threshold,
+    forMs: rule.forMs ?? 0,
+    resolve: rule.resolve ?? rule.threshold,
+    severity: rule.severity ?? 'warning',
+  };
+}
+
+/** One machine's state in a snapshot: `[phase, since, lastTs, outOfOrder]`. */
+export type MachineState = [AlertPhase, number | string, number | string, number];
+
+const MACHINE_FORMAT = 'weir.alert/1';
 
 /**
  * The alert of one (rule, key): a pure state machine over (ts, value) observations in event-time
@@ -152,6 +174,53 @@ export class AlertMachine {
     if (ts - this.since < this.forMs) return null;
     this.phase = FIRING;
     return this.transition(key, 'firing', value, this.since, ts);
+  }
+
+  /**
+   * The state as JSON text, for checkpoints: format `weir.alert/1`, the rule (defaults filled
+   * in) and `state`: `[phase, since, lastTs, outOfOrder]`.
+   */
+  snapshot(): string {
+    return JSON.stringify({ format: MACHINE_FORMAT, spec: ruleSpec(this.rule), state: this.state() });
+  }
+
+  /** Replaces the state with a snapshot of a machine of the same rule; throws an Error saying what differs or is malformed. */
+  restore(text: string): void {
+    const read = new SnapshotReader('alert');
+    const top = read.open(text, MACHINE_FORMAT, ruleSpec(this.rule));
+    this.load(this.readState(read, top.state, 'state', true));
+  }
+
+  /** `[phase, since, lastTs, outOfOrder]`, as AlertEvaluator snapshots keep it per key. */
+  state(): MachineState {
+    return [PHASES[this.phase], encodeNum(this.since), encodeNum(this.lastTs), this.outOfOrder];
+  }
+
+  /**
+   * Reads a `state()` back, checking it is one this rule's machine can be in (`allowOk` false:
+   * pending or firing only); `load` it afterwards.
+   */
+  readState(read: SnapshotReader, v: unknown, where: string, allowOk: boolean): { phase: number; since: number; lastTs: number; outOfOrder: number } {
+    const [p, s, l, o] = read.array(v, where, { min: 4, max: 4 });
+    const phase = PHASES.indexOf(read.oneOf(p, allowOk ? PHASES : PHASES.slice(1), `${where} phase`));
+    const since = read.finite(s, `${where} since`);
+    const lastTs = read.number(l, `${where} lastTs`);
+    const outOfOrder = read.count(o, `${where} outOfOrder`);
+    if (!(Number.isFinite(lastTs) || (lastTs === -Infinity && phase === OK))) read.fail(`${where} lastTs must be a finite number${phase === OK ? ' or -Infinity' : ''}, got ${lastTs}`);
+    // pending: the newest observation started or continued it before `for` ran out; firing: it fired at least `for` after since.
+    if (phase === PENDING && !(lastTs - since < this.forMs && since <= lastTs))
+      read.fail(`${where}: pending since ${since} with the newest observation at ${lastTs} is not a state of a rule with for = ${this.forMs} ms`);
+    if (phase === FIRING && !(lastTs - since >= this.forMs && since <= lastTs))
+      read.fail(`${where}: firing since ${since} with the newest observation at ${lastTs} is not a state of a rule with for = ${this.forMs} ms`);
+    return { phase, since, lastTs, outOfOrder };
+  }
+
+  /** Sets a state `readState` returned (for AlertEvaluator.restore; use `restore` otherwise). */
+  load(state: { phase: number; since: number; lastTs: number; outOfOrder: number }): void {
+    this.phase = state.phase;
+    this.since = state.since;
+    this.lastTs = state.lastTs;
+    this.outOfOrder = state.outOfOrder;
   }
 
   private transition(key: string, state: 'firing' | 'resolved', value: number, since: number, at: number): AlertTransition {
