@@ -1,5 +1,6 @@
 import type { MonoTypeOperatorFunction, SchedulerLike } from 'rxjs';
 import { checkTimingOptions, HeapGate, keyedGate, type GateEntry } from './gate.js';
+import { encodeNum, type SnapshotReader } from './snapshot.js';
 
 export interface DebounceOptions {
   /** A key's burst ends once it has been quiet this long (ms); its last value is emitted then. */
@@ -49,6 +50,25 @@ export class KeyedDebounce<T> extends HeapGate<T, Entry<T>> {
 
   protected open(key: string, now: number, value: T | undefined): Entry<T> {
     return { key, due: now + this.wait, last: now, anchor: now, pending: !this.leading, value };
+  }
+
+  protected readonly snapshotName = 'debounce';
+
+  protected readonly snapshotFieldNames = ['last', 'anchor'];
+
+  protected snapshotSpec() {
+    return { waitMs: this.wait, maxWaitMs: encodeNum(this.maxWait), leading: this.leading, trailing: this.trailing };
+  }
+
+  protected snapshotFields(e: Entry<T>): number[] {
+    return [e.last, e.anchor];
+  }
+
+  protected revive(key: string, due: number, [last, anchor]: number[], pending: boolean, value: T | undefined, read: SnapshotReader, where: string): Entry<T> {
+    // due lags behind the key's deadline, never runs ahead of it
+    const deadline = Math.min(last + this.wait, anchor + this.maxWait);
+    if (due > deadline) read.fail(`${where}: due ${due} is after the key's deadline ${deadline} (last ${last} + waitMs, anchor ${anchor} + maxWaitMs)`);
+    return { key, due, last, anchor, pending, value };
   }
 
   protected override hold(e: Entry<T>, now: number, value: T): void {

@@ -1,4 +1,5 @@
 import { asyncScheduler, Observable, type MonoTypeOperatorFunction, type SchedulerLike, type Subscription } from 'rxjs';
+import { encodeNum, jsonCodec, SnapshotReader, type ValueCodec } from './snapshot.js';
 
 /**
  * A per-key timing policy (debounce, throttle) as a clock-free state machine: the caller says
@@ -67,6 +68,80 @@ export abstract class HeapGate<T, E extends GateEntry<T>> implements KeyedGate<T
   }
 
   abstract advance(now: number, emit: (value: T, at: number) => void): void;
+
+  /** `debounce`, `throttle`: snapshots are tagged `weir.<name>/1` and errors start with "<name> snapshot:". */
+  protected abstract readonly snapshotName: string;
+  /** The options as snapshots record them (defaults filled in). */
+  protected abstract snapshotSpec(): Record<string, unknown>;
+  /** Names of the numbers an entry keeps besides key and due (debounce: last, anchor). */
+  protected abstract readonly snapshotFieldNames: readonly string[];
+  /** Those numbers of an entry, in the order of snapshotFieldNames. */
+  protected abstract snapshotFields(e: E): number[];
+  /**
+   * An entry from a snapshot row; `fields` are the numbers snapshotFields wrote (already read as
+   * finite numbers). Refuses, through `read`, a state the policy cannot reach.
+   */
+  protected abstract revive(key: string, due: number, fields: number[], pending: boolean, value: T | undefined, read: SnapshotReader, where: string): E;
+
+  /**
+   * The state as JSON text, for checkpoints: format `weir.<name>/1`, the options, and the
+   * waiting keys in heap order (which decides the order of emissions due at the same instant),
+   * each as `[key, due, ...fields, held]`: held is null when no value is held, else `[value]`,
+   * the value as `codec.encode` gives it. The default codec takes JSON values as they are and
+   * refuses anything else (undefined, NaN, Date, Map, class instances): pass a codec for those.
+   */
+  snapshot(codec: ValueCodec<T> = jsonCodec<T>()): string {
+    const keys = this.heap.toArray().map((e) => {
+      const held = e.pending ? [this.encodeHeld(codec, e)] : null;
+      return [e.key, encodeNum(e.due), ...this.snapshotFields(e).map(encodeNum), held];
+    });
+    return JSON.stringify({ format: `weir.${this.snapshotName}/1`, spec: this.snapshotSpec(), keys });
+  }
+
+  /**
+   * Replaces the state with a snapshot taken by a gate with the same options (held values read
+   * with `codec.decode`). Throws an Error saying what differs or what is malformed, and then
+   * leaves the gate as it was.
+   */
+  restore(text: string, codec: ValueCodec<T> = jsonCodec<T>()): void {
+    const read = new SnapshotReader(this.snapshotName);
+    const top = read.open(text, `weir.${this.snapshotName}/1`, this.snapshotSpec());
+    const seen = new Set<string>();
+    const rows = read.array(top.keys, 'keys');
+    const entries = rows.map((r, i) => {
+      const where = `keys[${i}]`;
+      const row = read.array(r, where);
+      const key = read.string(row[0], `${where}[0] (key)`);
+      read.unique(seen, key, 'keys');
+      const at = `${where} (${JSON.stringify(key)})`;
+      const names = this.snapshotFieldNames;
+      if (row.length !== names.length + 3) read.fail(`${at} must be [${['key', 'due', ...names, 'held'].join(', ')}], got ${row.length} entries`);
+      const due = read.finite(row[1], `${at} due`);
+      const fields = names.map((name, j) => read.finite(row[j + 2], `${at} ${name}`));
+      const held = row[row.length - 1];
+      let value: T | undefined;
+      if (held !== null) {
+        const box = read.array(held, `${at} held value`, { min: 1, max: 1 });
+        value = read.within(`${at} held value`, () => codec.decode(box[0]));
+      }
+      return this.revive(key, due, fields, held !== null, value, read, at);
+    });
+    for (let i = 1; i < entries.length; i++) {
+      const parent = (i - 1) >> 1;
+      if (entries[parent].due > entries[i].due) read.fail(`keys[${i}]: due ${entries[i].due} is earlier than its heap parent's (keys[${parent}]: ${entries[parent].due}): not in heap order`);
+    }
+    this.entries.clear();
+    for (const e of entries) this.entries.set(e.key, e);
+    this.heap.load(entries);
+  }
+
+  private encodeHeld(codec: ValueCodec<T>, e: E): unknown {
+    try {
+      return codec.encode(e.value as T);
+    } catch (err) {
+      throw new Error(`${this.snapshotName} snapshot: the value held for key ${JSON.stringify(e.key)} cannot be encoded: ${(err as Error).message}`);
+    }
+  }
 
   offer(now: number, key: string, value: T, emit: (value: T, at: number) => void): void {
     this.advance(now, emit);
@@ -153,6 +228,16 @@ export class DueHeap<E extends Due> {
 
   clear(): void {
     this.items = [];
+  }
+
+  /** The entries in heap order (for snapshots). */
+  toArray(): readonly E[] {
+    return this.items;
+  }
+
+  /** Replaces the entries with `items`, which must be in heap order. */
+  load(items: readonly E[]): void {
+    this.items = [...items];
   }
 }
 

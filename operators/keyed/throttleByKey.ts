@@ -33,6 +33,22 @@ export class KeyedThrottle<T> extends HeapGate<T, Entry<T>> {
     return { key, due: now + this.wait, pending: !this.leading, value };
   }
 
+  protected readonly snapshotName = 'throttle';
+
+  protected readonly snapshotFieldNames = [];
+
+  protected snapshotSpec() {
+    return { waitMs: this.wait, leading: this.leading, trailing: this.trailing };
+  }
+
+  protected snapshotFields(): number[] {
+    return [];
+  }
+
+  protected revive(key: string, due: number, _fields: number[], pending: boolean, value: T | undefined): Entry<T> {
+    return { key, due, pending, value };
+  }
+
   advance(now: number, emit: (value: T, at: number) => void): void {
     const heap = this.heap;
     for (let e = heap.peek(); e !== undefined && e.due <= now; e = heap.peek()) {
