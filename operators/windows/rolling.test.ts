@@ -27,7 +27,8 @@ import type { TriggerSpec } from './triggers.js';
 /**
  * Brute force for rolling windows: per key, the newest pane over every accepted event; per size,
  * the window [E - size, E) with E the end of that pane, its content recomputed from every accepted
- * event of the key. Its trigger state starts afresh whenever the newest pane moves.
+ * event of the key. Its trigger state starts afresh whenever the newest pane moves, and the windows
+ * it leaves that changed since their last final emission are emitted final at that moment.
  */
 class RollingOracle extends Oracle {
   private readonly accepted = new Map<string, Ev[]>();
@@ -50,6 +51,10 @@ class RollingOracle extends Oracle {
     if (p + pane + this.lateness <= wm) return 'closed';
     let k = this.keys.get(e.key);
     if (k && p + pane <= k.newest + pane - this.maxSize) return 'out-of-range';
+    if (k && p > k.newest) {
+      // the key's windows move to a newer pane: the old ones that changed since their last final emission go out final
+      for (const w of this.windows()) if (w.key === e.key && w.cell.needsFinal) this.emittedOnAccept.push(this.emit(w, true));
+    }
     this.accepted.set(e.key, [...(this.accepted.get(e.key) ?? []), e]);
     if (!k || p > k.newest) this.keys.set(e.key, (k = { newest: p, cells: this.a.sizes.map(oracleCell) }));
     const end = k.newest + pane;
@@ -174,10 +179,21 @@ describe('rolling windows by hand', () => {
       't1 7d -6..1 sum 5 r0',
       't1 30d -29..1 sum 5 r0',
       't1 90d -89..1 sum 5 r0',
-      // one update per batch: the key's newest day is now 80 (days 0 and 20 are in the 90d window only)
+      // day 20 moves t1's windows on: those ending with day 0 go out final first (they never change again)
+      't1 7d -6..1 sum 5 r1 final',
+      't1 30d -29..1 sum 5 r1 final',
+      't1 90d -89..1 sum 5 r1 final',
+      // so do those ending with day 20 when day 80 arrives, in the same batch
+      't1 7d 14..21 sum 4 r0 final',
+      't1 30d -9..21 sum 9 r0 final',
+      't1 90d -69..21 sum 9 r0 final',
+      // the batch ends: the key's newest day is now 80 (days 0 and 20 are in the 90d window only)
       't1 7d 74..81 sum 3 r0',
       't1 30d 51..81 sum 3 r0',
       't1 90d -9..81 sum 12 r0',
+      't1 7d 74..81 sum 3 r1 final',
+      't1 30d 51..81 sum 3 r1 final',
+      't1 90d -9..81 sum 12 r1 final',
       't1 7d 94..101 sum 2 r0',
       't1 30d 71..101 sum 5 r0',
       't1 90d 11..101 sum 9 r0',
@@ -237,6 +253,13 @@ describe('rolling windows by hand', () => {
     const got: [string, number[]][] = [];
     w.process(batchOf([['k', 1, 1], ['k', 11, 2], ['k', 21, 3]], -Infinity, -Infinity), { emit: (e) => got.push([e.window, e.result]), late: () => {} });
     expect(got).toEqual([
+      // the windows ending with pane 0, then with pane 10, go out final as newer panes supersede them
+      ['10', [1]],
+      ['20', [1]],
+      ['30', [1]],
+      ['10', [2]],
+      ['20', [2, 1]],
+      ['30', [2, 1]],
       ['10', [3]],
       ['20', [3, 2]],
       ['30', [3, 2, 1]],

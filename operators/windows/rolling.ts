@@ -2,8 +2,10 @@
  * State of rolling windows for KeyedWindows: per key, its panes (starts ascending, accumulators) and,
  * per size, the trigger cell of the window [E - size, E) where E is the end of the pane of the
  * key's newest event. When a newer pane arrives, those windows are replaced by the ones ending
- * with it (the old ones are superseded, not re-emitted) and panes older than the largest size
- * are dropped. A key is dropped once the watermark passes E + largest size + allowed lateness:
+ * with it: the old ones that changed since their last final emission are emitted once more,
+ * final (they never change again), before the event is added, so the rows a key leaves behind do
+ * not depend on how the stream was cut into batches. Panes older than the largest size are then
+ * dropped. A key is dropped once the watermark passes E + largest size + allowed lateness:
  * any later event starts windows that hold none of its panes.
  */
 import { tumblingStart } from './assign.js';
@@ -75,6 +77,13 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
         rk = { key, starts: [], accs: [], newest: -Infinity, cells: [], queued: false, dead: false, due: Infinity };
         this.keys.set(key, rk);
       }
+      if (p > rk.newest) {
+        // The key's windows move on to end with pane p. The windows they replace never change
+        // again: emit the ones that changed since their last final emission, final, now, so what
+        // a row ends with does not depend on where batches were cut.
+        if (rk.cells.length) this.closeSuperseded(rk, out);
+        this.advanceNewest(rk, p);
+      }
       // events mostly land in the newest pane: search from the end
       let j = rk.starts.length - 1;
       while (j >= 0 && rk.starts[j] > p) j--;
@@ -85,7 +94,6 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
       }
       agg.add(rk.accs[j], items[i]);
       stats.assigned++;
-      if (p > rk.newest) this.advanceNewest(rk, p);
       const end = rk.newest + pane;
       const open = end > wm;
       let look = false;
@@ -96,6 +104,17 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
       }
       this.timers.schedule(rk, end);
     }
+  }
+
+  /** Emits, final, every window of `rk` that changed since its last final emission. */
+  private closeSuperseded(rk: RollingKey<ACC>, out: WindowOutput<IN, R>): void {
+    let any = false;
+    const firings: Firing[] = rk.cells.map((c) => {
+      if (!c.needsFinal) return NONE;
+      any = true;
+      return FINAL;
+    });
+    if (any) this.emit(rk, firings, out);
   }
 
   /** The key's windows now end with pane `p`: fresh cells, and panes older than the largest size go. */

@@ -264,6 +264,8 @@ export interface OracleWindow {
 export abstract class Oracle {
   wm = -Infinity;
   private nextTick = NaN;
+  /** Emissions an `accept` caused (rolling windows superseded by a newer pane). */
+  protected readonly emittedOnAccept: Emitted[] = [];
 
   constructor(
     readonly earlyMs: number,
@@ -292,6 +294,7 @@ export abstract class Oracle {
         const reason = this.accept(e, this.wm);
         if (reason) late.push({ window: this.lateName(), key: e.key, id: e.item.id, reason });
         else assigned++;
+        results.push(...this.emittedOnAccept.splice(0));
       }
       if (step.wmAfter > this.wm) this.wm = step.wmAfter;
       this.batchEnd(results);
@@ -328,7 +331,7 @@ export abstract class Oracle {
     this.nextTick = next;
   }
 
-  private emit(w: OracleWindow, final: boolean): Emitted {
+  protected emit(w: OracleWindow, final: boolean): Emitted {
     const content = w.content();
     w.cell.pending = 0;
     if (final) w.cell.needsFinal = false;
