@@ -453,3 +453,24 @@ describe('LiveView examples', () => {
     expect(w.topK(q({ scope: 'final' }))).toEqual({ window: 'w', start: null, final: true, candidates: 0, entries: [] });
   });
 });
+
+describe('LiveView across window starts (rolling windows)', () => {
+  type Row = { metric: string; key: string; window: string; start: number; end: number; final: boolean; rating: number };
+  const row = (key: string, start: number, rating: number): Row => ({ metric: 'tutors', key, window: '7d', start, end: start + 7, final: false, rating });
+  it('ranks every key by its newest row whatever its start; the default ranks only the newest window', () => {
+    const rows = [row('a', 0, 4.9), row('b', 1, 3.0), row('c', 2, 4.1), row('a', 3, 4.5)];
+    const across = new LiveView<Row, 'rating'>(true);
+    const newest = new LiveView<Row, 'rating'>();
+    for (const r of rows) {
+      across.update(r);
+      newest.update(r);
+    }
+    const q = { metric: 'tutors', window: '7d', by: 'rating' as const, k: 10, order: 'desc' as const, scope: 'current' as const };
+    expect(across.topK(q).entries.map((e) => [e.key, e.rating])).toEqual([
+      ['a', 4.5],
+      ['c', 4.1],
+      ['b', 3.0],
+    ]);
+    expect(newest.topK(q).entries.map((e) => e.key)).toEqual(['a']);
+  });
+});

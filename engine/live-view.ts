@@ -61,6 +61,13 @@ export interface TopAnswer<R extends ViewResult = LiveResult> {
  * flat result with its own fields (`F` names the fields top-K may rank by).
  */
 export class LiveView<R extends ViewResult = LiveResult, F extends string = ResultField> {
+  /**
+   * @param acrossStarts rank every key's newest (or newest final) result whatever its window
+   *   start: for rolling windows, whose rows start where each key's own newest pane puts them.
+   *   Default: only the keys with a result in the newest window (tumbling, sliding, session).
+   */
+  constructor(private readonly acrossStarts = false) {}
+
   private readonly windows = new Map<string, Map<string, MetricView<R>>>();
   private readonly topCache = new Map<string, { version: number; k: number; answer: TopAnswer<R> }>();
   private keys = 0;
@@ -141,7 +148,7 @@ export class LiveView<R extends ViewResult = LiveResult, F extends string = Resu
     if (Number.isFinite(start)) {
       for (const e of mv.keys.values()) {
         const r = q.scope === 'final' ? e.lastFinal : e.latest;
-        if (!r || r.start !== start) continue;
+        if (!r || (r.start !== start && !this.acrossStarts)) continue;
         const v = (r as unknown as Record<string, unknown>)[q.by];
         if (typeof v !== 'number' || Number.isNaN(v)) continue;
         candidates++;

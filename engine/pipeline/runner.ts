@@ -62,7 +62,7 @@ export class PipelineRunner {
   private messages: ConsumerMessages | null = null;
   private writer!: PipelineWriter;
   private readonly runtime: PipelineRuntime;
-  private readonly view = new LiveView<PipelineResult, string>();
+  private readonly view: LiveView<PipelineResult, string>;
   private readonly watermark: Watermark;
   private apiSubs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
@@ -74,6 +74,8 @@ export class PipelineRunner {
 
   private constructor(private readonly o: RunnerOptions) {
     this.runtime = new PipelineRuntime(o.spec);
+    // Rolling rows start where each key's newest pane puts them: rank every key's newest row.
+    this.view = new LiveView<PipelineResult, string>(o.spec.window.type === 'rolling');
     this.watermark = new Watermark({ maxOutOfOrdernessMs: o.maxOutOfOrdernessMs, idleTimeoutMs: o.idleTimeoutMs });
   }
 
