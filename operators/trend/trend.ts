@@ -198,14 +198,18 @@ export class TrendTracker {
       return [key, w];
     });
     this.keys.clear();
-    this.rising.clear();
-    this.falling.clear();
     this.latest = latest;
+    const movers = { rising: { ids: [] as string[], scores: [] as number[] }, falling: { ids: [] as string[], scores: [] as number[] } };
     for (const [key, w] of keys) {
       const st: KeyState = { w, side: 0, rankedBy: 0 };
       this.keys.set(key, st);
-      this.place(key, st, this.trendOf(key, st));
+      this.classify(st, this.trendOf(key, st));
+      const side = st.side > 0 ? movers.rising : st.side < 0 ? movers.falling : null;
+      side?.ids.push(key);
+      side?.scores.push(st.rankedBy);
     }
+    this.rising.rebuild(movers.rising.ids, movers.rising.scores);
+    this.falling.rebuild(movers.falling.ids, movers.falling.scores);
   }
 
   private spec() {
@@ -243,17 +247,17 @@ export class TrendTracker {
 
   /** Ranks the key by its trend if it is a mover of the latest window. */
   private place(key: string, st: KeyState, t: Trend): void {
+    this.classify(st, t);
+    if (st.side > 0) this.rising.insert(key, st.rankedBy);
+    else if (st.side < 0) this.falling.insert(key, st.rankedBy);
+  }
+
+  /** Sets where the key ranks among movers (side, rankedBy) by its trend, without ranking it. */
+  private classify(st: KeyState, t: Trend): void {
     st.side = 0;
     if (t.start !== this.latest || t.pct === null || t.direction === 'flat') return;
-    if (t.direction === 'rising') {
-      this.rising.insert(key, t.pct);
-      st.side = 1;
-      st.rankedBy = t.pct;
-    } else {
-      this.falling.insert(key, -t.pct);
-      st.side = -1;
-      st.rankedBy = -t.pct;
-    }
+    st.side = t.direction === 'rising' ? 1 : -1;
+    st.rankedBy = st.side * t.pct;
   }
 }
 
