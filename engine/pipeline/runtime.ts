@@ -104,7 +104,11 @@ class WindowStage {
   private sink: (r: Row) => void = () => undefined;
   late = 0;
 
-  constructor(spec: PipelineSpec, where: string) {
+  /**
+   * @param perKey rolling and global windows emit when the caller asks per key (`emitKeys`, driven
+   *   by the debounce) instead of after every batch that changed the key.
+   */
+  constructor(spec: PipelineSpec, where: string, perKey = false) {
     const { aggregator } = compositeAggregator(spec, where);
     const { assigner, names } = assignerOf(spec, where);
     this.names = names;
@@ -114,7 +118,7 @@ class WindowStage {
     const trigger: TriggerSpec = {};
     if (t?.early !== undefined) trigger.earlyMs = t.early;
     if (t?.count !== undefined) trigger.count = t.count;
-    else if (everyChange) trigger.count = 1;
+    else if (everyChange && !perKey) trigger.count = 1;
     this.windows = new KeyedWindows({ assigner, trigger, allowedLatenessMs: spec.allowedLateness }, aggregator);
     this.out = {
       emit: (e) => this.emitResult(e),
@@ -142,6 +146,12 @@ class WindowStage {
     this.windows.process({ keys, ts, items, wmBefore, wmAfter, now }, this.out);
   }
 
+  /** The current rows of these keys' windows that changed since their last emission. */
+  emitKeys(keys: Iterable<string>, sink: (r: Row) => void): void {
+    this.sink = sink;
+    this.windows.emitKeys(keys, this.out);
+  }
+
   tick(wm: number, now: number, sink: (r: Row) => void): void {
     this.sink = sink;
     if (wm > this.windows.watermark) this.windows.advance(wm, now, this.out);
@@ -164,7 +174,14 @@ class DebounceStage {
   recalculations = 0;
   offered = 0;
 
-  constructor(d: NonNullable<PipelineSpec['debounce']>) {
+  /**
+   * @param pull per-key mode (rolling and global windows): at a release, the window stage
+   *   computes the key's current rows then, once per burst, instead of after every batch.
+   */
+  constructor(
+    d: NonNullable<PipelineSpec['debounce']>,
+    private readonly pull?: (key: string, into: (r: Row) => void) => void,
+  ) {
     this.gate = new KeyedDebounce<string>({ waitMs: d.wait, maxWaitMs: d.maxWait, leading: d.leading, trailing: d.trailing });
   }
 
@@ -175,8 +192,16 @@ class DebounceStage {
     this.gate.advance(now, release);
     let rows = this.held.get(r.key);
     if (!rows) this.held.set(r.key, (rows = new Map()));
-    rows.set(`${r.window}\u0001${r.start}`, r);
+    rows.set(rowId(r), r);
     this.gate.offer(now, r.key, r.key, release);
+  }
+
+  /** Per-key mode: the key changed at `now`; its rows are computed when its burst ends. */
+  offerKey(key: string, now: number, next: (r: Row) => void): void {
+    this.offered++;
+    const release = (k: string) => this.release(k, next);
+    this.gate.advance(now, release);
+    this.gate.offer(now, key, key, release);
   }
 
   advance(now: number, next: (r: Row) => void): void {
@@ -184,9 +209,14 @@ class DebounceStage {
   }
 
   private release(key: string, next: (r: Row) => void): void {
-    const rows = this.held.get(key);
-    if (!rows || rows.size === 0) return;
+    let rows = this.held.get(key);
+    if (this.pull) {
+      const into = rows ?? new Map<string, Row>();
+      this.pull(key, (r) => into.set(rowId(r), r));
+      rows = into;
+    }
     this.held.delete(key);
+    if (!rows || rows.size === 0) return;
     this.recalculations++;
     for (const r of rows.values()) next(r);
   }
@@ -195,6 +225,8 @@ class DebounceStage {
     return this.held.size;
   }
 }
+
+const rowId = (r: Row) => `${r.window}\u0001${r.start}`;
 
 /** Scores per window name: one ScoreBoard each (a global pipeline has one). */
 class ScoreStage {
@@ -306,15 +338,18 @@ export class PipelineRuntime {
   /** Alerts observe every row of windows that are updated rather than closed (rolling, global); otherwise final rows. */
   private readonly alertEveryRow: boolean;
   private readonly tagWhere: [string, Set<string>][];
+  private readonly perKey: boolean;
   private wm = -Infinity;
 
   constructor(private readonly spec: PipelineSpec) {
     const where = `pipeline ${spec.name}`;
     const { columns } = compositeAggregator(spec, where);
-    this.stage = new WindowStage(spec, where);
-    this.windows = this.stage.names;
     const w = spec.window;
-    if (spec.debounce) this.debounce = new DebounceStage(spec.debounce);
+    // Debounced rolling and global windows compute a key's rows once per burst, at its release.
+    this.perKey = spec.debounce !== undefined && (w.type === 'rolling' || w.type === 'global') && spec.trigger?.count === undefined;
+    this.stage = new WindowStage(spec, where, this.perKey);
+    this.windows = this.stage.names;
+    if (spec.debounce) this.debounce = new DebounceStage(spec.debounce, this.perKey ? (key, into) => this.stage.emitKeys([key], into) : undefined);
     const extra: string[] = [];
     if (spec.score) {
       this.score = new ScoreStage(spec.score);
@@ -422,6 +457,15 @@ export class PipelineRuntime {
     const next = this.after(out, now);
     this.debounce?.advance(now, next);
     this.stage.process(keys, items, wmBefore, wmAfter, now, this.windowSink(next, now));
+    if (this.perKey) {
+      const d = this.debounce!;
+      const seen = new Set<string>();
+      for (const k of keys)
+        if (!seen.has(k)) {
+          seen.add(k);
+          d.offerKey(k, now, next);
+        }
+    }
     return out;
   }
 

@@ -58,6 +58,13 @@ export class GlobalState<IN, ACC, R> implements WindowState<IN, R> {
     for (const run of this.keys.values()) if (this.ctx.trigger.atTick(run, Infinity, wm)) this.emit(run, out);
   }
 
+  emitKeys(keys: Iterable<string>, _wm: number, out: WindowOutput<IN, R>): void {
+    for (const key of keys) {
+      const run = this.keys.get(key);
+      if (run !== undefined && run.pending > 0) this.emit(run, out);
+    }
+  }
+
   private emit(run: Running<ACC>, out: WindowOutput<IN, R>): void {
     const { agg, trigger } = this.ctx;
     out.emit({ window: this.name, key: run.key, start: GLOBAL_START, end: GLOBAL_END, result: agg.result(run.acc) as R, revision: trigger.emitted(run, false), final: false });

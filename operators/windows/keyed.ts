@@ -107,6 +107,11 @@ export interface WindowState<IN, R> {
   fire(wm: number, out: WindowOutput<IN, R>): void;
   /** Early firing: partial results of open windows that received events since their last emission. */
   tick(wm: number, out: WindowOutput<IN, R>): void;
+  /**
+   * Rolling and global windows: emits now, as partials, the open windows of these keys that
+   * received events since their last emission (a processing-time trigger per key, e.g. debounce).
+   */
+  emitKeys?(keys: Iterable<string>, wm: number, out: WindowOutput<IN, R>): void;
   stateSize(wm: number): StateSize;
   snapshot(): unknown;
   restore(state: unknown, wm: number): void;
@@ -200,6 +205,18 @@ export class KeyedWindows<IN, ACC, R> {
   /** Moves the watermark without events (an idle source), at processing time `now`. */
   advance(wm: number, now: number, out: WindowOutput<IN, R>): WindowStats {
     return this.process({ keys: [], ts: [], items: [], wmBefore: wm, wmAfter: wm, now }, out);
+  }
+
+  /**
+   * Emits the current results of these keys' open windows that changed since their last
+   * emission (partials), whatever the trigger: for a per-key processing-time policy such as a
+   * debounce, with a trigger that does not fire on events. Rolling and global windows only.
+   */
+  emitKeys(keys: Iterable<string>, out: WindowOutput<IN, R>): WindowStats {
+    if (!this.state.emitKeys) throw new Error(`emitKeys: ${this.opts.assigner.type} windows do not emit per key (rolling and global do)`);
+    const stats: WindowStats = { assigned: 0, late: 0, emitted: 0 };
+    this.state.emitKeys(keys, this.wm, countEmits(out, stats));
+    return stats;
   }
 
   /** Processing-time timer: emits early results if due at `now`. Call it at `nextTimer()`. */

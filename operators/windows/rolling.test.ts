@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import type { Aggregator } from '../aggregate.js';
-import { rolling, type RollingAssigner } from './assigners.js';
+import { rolling, tumbling, type RollingAssigner } from './assigners.js';
 import { KeyedWindows, rollingWindows, type KeyedBatch, type LateEvent, type LateReason, type StateSize, type WindowResult } from './keyed.js';
 import {
   countSum,
@@ -264,6 +264,27 @@ describe('rolling windows by hand', () => {
       ['20', [3, 2]],
       ['30', [3, 2, 1]],
     ]);
+  });
+
+  it('emitKeys: without a count trigger, the asked keys get the results a per-batch trigger would have given, once', () => {
+    const a = rolling('r', 10, [{ name: '10', sizeMs: 10 }, { name: '30', sizeMs: 30 }]);
+    const lazy = new KeyedWindows({ assigner: a, trigger: {} }, countSum);
+    const eager = new KeyedWindows({ assigner: a }, countSum);
+    const got: string[] = [];
+    const want: string[] = [];
+    const fmt = (e: WindowResult<CountSum>) => `${e.key} ${e.window} ${e.start}..${e.end} n${e.result.count} s${e.result.sum}`;
+    const events: [string, number, number][] = [['a', 1, 1], ['b', 2, 5], ['a', 3, 2], ['a', 14, 4], ['b', 25, 1]];
+    lazy.process(batchOf(events, -Infinity, -Infinity), { emit: (e) => got.push(fmt(e)), late: () => {} });
+    eager.process(batchOf(events, -Infinity, -Infinity), { emit: (e) => want.push(fmt(e)), late: () => {} });
+    // the windows superseded inside the batch go out final either way; the current ones only when asked
+    const superseded = got.slice();
+    expect(superseded).toEqual(['a 10 0..10 n2 s3', 'a 30 -20..10 n2 s3', 'b 10 0..10 n1 s5', 'b 30 -20..10 n1 s5']);
+    lazy.emitKeys(['a', 'b', 'nobody'], { emit: (e) => got.push(fmt(e)), late: () => {} });
+    expect(got.sort()).toEqual(want.sort());
+    const again: string[] = [];
+    lazy.emitKeys(['a', 'b'], { emit: (e) => again.push(fmt(e)), late: () => {} });
+    expect(again).toEqual([]);
+    expect(() => new KeyedWindows({ assigner: tumbling('t', 10) }, countSum).emitKeys(['a'], { emit() {}, late() {} })).toThrow(/tumbling windows do not emit per key/);
   });
 
   it('rejects sizes that are not whole panes, and repeated size names', () => {

@@ -160,6 +160,18 @@ export class RollingState<IN, ACC, R> implements WindowState<IN, R> {
     }
   }
 
+  emitKeys(keys: Iterable<string>, wm: number, out: WindowOutput<IN, R>): void {
+    const firings: Firing[] = this.sizes.map(() => NONE);
+    for (const key of keys) {
+      const rk = this.keys.get(key);
+      if (rk === undefined || rk.dead) continue;
+      const end = rk.newest + this.pane;
+      let any = false;
+      for (let j = 0; j < firings.length; j++) any = (firings[j] = end > wm && rk.cells[j].pending > 0 ? PARTIAL : NONE) !== NONE || any;
+      if (any) this.emit(rk, firings, out);
+    }
+  }
+
   tick(wm: number, out: WindowOutput<IN, R>): void {
     const { trigger } = this.ctx;
     const firings: Firing[] = this.sizes.map(() => NONE);
