@@ -105,4 +105,9 @@ export const bridgeOps: PipelineLoad = {
   summary: '6 bridge instances: requests, errors, cache, latencies; every 5 min an error spike, slow reads and a cold cache (alerts)',
   history: () => [],
   live: (seed) => bridgeLive(seed),
+  examples: () => [
+    '/v1/latest?pipeline=bridge_ops&key=bridge-2',
+    '/v1/top?pipeline=bridge_ops&window=10s&by=error_rate&k=6',
+    '/v1/top?pipeline=bridge_ops&window=10s&by=read_p95&k=6',
+  ],
 };

@@ -40,6 +40,8 @@ export interface PipelineLoad {
    */
   history(seed: number, end: number): LoadEvent[];
   live(seed: number): LiveGenerator;
+  /** Gateway paths worth a look while it runs, at `now` (the dev command prints them as curl commands). */
+  examples(now: number): string[];
 }
 
 export const SECOND = 1000;
@@ -98,6 +100,9 @@ export function publishOrder(events: LoadEvent[], bucketMs: number, metrics: rea
     .sort((a, b) => a.b - b.b || a.m - b.m || a.i - b.i)
     .map((x) => x.e);
 }
+
+/** An ISO-8601 time for a query string. */
+export const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** Sizes or rates given on the command line must be positive numbers. */
 export function positive(name: string, v: number): number {

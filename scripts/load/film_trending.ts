@@ -4,7 +4,7 @@
  * or fall steeply (the movers), some have days without a click (no previous day to compare with),
  * and a few new films only appear on the last day.
  */
-import { DAY, floorTo, normal, poisson, publishOrder, rng, type LiveGenerator, type LoadEvent, type PipelineLoad, type Rand } from './common.js';
+import { DAY, floorTo, iso, normal, poisson, publishOrder, rng, type LiveGenerator, type LoadEvent, type PipelineLoad, type Rand } from './common.js';
 import { filmId } from './films.js';
 
 export const TRENDING_METRICS = ['film_click'] as const;
@@ -86,4 +86,9 @@ export const filmTrending: PipelineLoad = {
   summary: '60 films: 7 days of clicks before today, then live clicks (daily change, top movers)',
   history: (seed, end) => publishOrder(trendingEvents({ seed, end, days: 7 }), DAY, TRENDING_METRICS),
   live: (seed) => trendingLive(seed),
+  examples: (now) => [
+    '/v1/top?pipeline=film_trending&window=1d&by=trend_pct&order=desc&k=10',
+    '/v1/top?pipeline=film_trending&window=1d&by=trend_pct&order=asc&k=10',
+    `/v1/series?pipeline=film_trending&key=film-0001&window=1d&from=${iso(now - 8 * DAY)}&to=${iso(now)}`,
+  ],
 };

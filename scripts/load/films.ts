@@ -138,4 +138,9 @@ export const films: PipelineLoad = {
   summary: '300 films: ratings, awards, popularity, then live updates and clicks (top-K per profile)',
   history: (seed, end) => filmsEvents({ seed, start: end - 10 * MINUTE, end }),
   live: (seed) => filmsLive(seed),
+  examples: () => [
+    '/v1/top?pipeline=films&window=global&by=balanced&k=25',
+    '/v1/top?pipeline=films&window=global&by=critics&k=25',
+    '/v1/latest?pipeline=films&key=film-0001',
+  ],
 };

@@ -99,4 +99,8 @@ export const interactions: PipelineLoad = {
   summary: 'recommendations shown/clicked/converted per variant (A, B) and source; B|home CTR drops 4:00-10:00 of every 12 min (ctr_drop alert)',
   history: () => [],
   live: (seed) => interactionsLive(seed),
+  examples: () => [
+    '/v1/latest?pipeline=interactions&key=B%7Chome',
+    '/v1/top?pipeline=interactions&window=1m&by=ctr&k=6&scope=final',
+  ],
 };

@@ -9,7 +9,7 @@
  * - Bursts: many sessions of one tutor within a second (an enrichment pipeline catching up),
  *   which the debounce turns into one recalculation per tutor.
  */
-import { DAY, SECOND, floorTo, int, pick, poisson, publishOrder, rng, round, type LiveGenerator, type LoadEvent, type PipelineLoad, type Rand } from './common.js';
+import { DAY, SECOND, floorTo, int, iso, pick, poisson, publishOrder, rng, round, type LiveGenerator, type LoadEvent, type PipelineLoad, type Rand } from './common.js';
 
 export const TUTOR_METRICS = ['tutor_session_rating', 'tutor_session_minutes', 'tutor_session_attended'] as const;
 
@@ -101,4 +101,9 @@ export const tutors: PipelineLoad = {
   summary: '20 tutors: 100 days of sessions, then live sessions of 50 tutors with bursts (rolling 7/30/90 d, debounce)',
   history: (seed, end) => tutorsHistory({ seed, end }),
   live: (seed) => tutorsLive(seed),
+  examples: (now) => [
+    '/v1/latest?pipeline=tutors&key=tutor-07',
+    '/v1/top?pipeline=tutors&window=7d&by=rating&order=asc&k=10',
+    `/v1/series?pipeline=tutors&key=tutor-07&window=7d&from=${iso(now - 30 * DAY)}&to=${iso(now)}`,
+  ],
 };
