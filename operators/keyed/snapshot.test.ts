@@ -77,6 +77,20 @@ for (const { name, spec: specArb, build } of GATES) {
       );
     });
 
+    it('a snapshot restores into a gate with other random options only when they are the same once defaults are filled in', () => {
+      fc.assert(
+        fc.property(specArb, specArb, opsArb(fc.integer()), (specA, specB, ops) => {
+          const a = build<number>(specA);
+          run(a, ops);
+          const b = build<number>(specB);
+          const same = JSON.stringify(JSON.parse(a.snapshot()).spec) === JSON.stringify(JSON.parse(b.snapshot()).spec);
+          if (same) b.restore(a.snapshot());
+          else expect(() => b.restore(a.snapshot())).toThrow(new RegExp(`^${name} snapshot: taken by an operator built with another spec: spec\\.`));
+        }),
+        { numRuns: 200 },
+      );
+    });
+
     it('a corrupted snapshot is refused with a "' + name + ' snapshot:" Error that leaves the gate as it was, or restores a state that behaves as its own snapshot does', () => {
       fc.assert(
         fc.property(specArb, opsArb(fc.integer({ min: 0, max: 99 })), fc.array(corruptionArb, { minLength: 1, maxLength: 3 }), opsArb(fc.integer()), (spec, ops, corruptions, after) => {

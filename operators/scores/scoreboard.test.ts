@@ -404,6 +404,20 @@ describe('ScoreBoard snapshots', () => {
     );
   });
 
+  it('a snapshot restores into a board of another random spec only when the two specs are the same once defaults are filled in; otherwise the Error names a difference', () => {
+    fc.assert(
+      fc.property(specArb(ALL_NORMALISERS), specArb(ALL_NORMALISERS), snapOpsArb, (specA, specB, ops) => {
+        const a = new ScoreBoard(specA);
+        runOps(a, specA, ops);
+        const b = new ScoreBoard(specB);
+        const same = JSON.stringify(JSON.parse(a.snapshot()).spec) === JSON.stringify(JSON.parse(b.snapshot()).spec);
+        if (same) b.restore(a.snapshot());
+        else expect(() => b.restore(a.snapshot())).toThrow(/^score board snapshot: taken by an operator built with another spec: spec\./);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('refuses another format, another spec (saying what differs) and inconsistent state', () => {
     const spec: ScoreSpec = {
       normalise: { imdb: { minmax: { min: 0, max: 10 } }, rt: { rank: {} }, clicks: { zscore: {} } },
