@@ -3,15 +3,20 @@
  * nats-server (JetStream) and QuestDB on the default ports if free (else free ones), with data
  * under .weir/dev, then runs the engine and gateway (`npm start`'s code) against them and a
  * sample producer publishing live events. Ctrl-C stops everything cleanly.
+ *
+ * `WEIR_PIPELINES=<name>[,<name>] npm run dev` (or `all`) also runs those shipped pipelines
+ * (config/pipelines) and publishes their live load (scripts/load), after their history when the
+ * stream holds none of their events yet; it prints curl commands to look at their results.
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { startStack } from './stack.js';
 import { rng } from '../benchmarks/producer.js';
+import { LOADS, PIPELINES as LOADABLE, startLoad, type LoadHandle } from './load/index.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const say = (s: string) => process.stdout.write(s + '\n');
@@ -65,6 +70,26 @@ const timer = setInterval(() => {
   }
 }, 100);
 
+// Shipped pipelines named by WEIR_PIPELINES: their live load (200 events/s each).
+const env = process.env.WEIR_PIPELINES?.trim() ?? '';
+const named = env === 'all' ? LOADABLE : env.split(',').map((x) => x.trim()).filter(Boolean);
+const loads: LoadHandle[] = [];
+const tries: string[] = [];
+if (named.length) {
+  const subjects = (await (await jetstreamManager(nc)).streams.info('WEIR_EVENTS', { subjects_filter: 'weir.events.>' })).state.subjects ?? {};
+  for (const name of named) {
+    const load = LOADS[name];
+    if (!load) {
+      tries.push(`  ${name}: no load generator (scripts/load has ${LOADABLE.join(', ')}); publish to its metrics yourself`);
+      continue;
+    }
+    const fresh = load.metrics.every((m) => !subjects[`weir.events.${m}`]);
+    loads.push(startLoad(name, nc, { rate: 200, seed: 1, history: fresh, onError: (err) => say(`load ${name}: ${err.message}`) }));
+    tries.push(`  ${name}: ${load.summary}${fresh ? ' (history first)' : ''}`, ...load.examples(Date.now()).map((p) => `                    curl '${http}${p}'`));
+  }
+  tries.push(`  alerts            nats sub 'weir.alerts.>'   (table weir_alerts in the QuestDB console)`);
+}
+
 say(`
 Weir is running.
   HTTP gateway      ${http}   (OpenAPI: ${http}/docs, metrics: ${http}/metrics)
@@ -72,7 +97,7 @@ Weir is running.
                     curl '${http}/v1/percentiles?metric=http_latency_ms&key=svc-1&q=0.5,0.99'
   QuestDB console   ${stack.questdbHttp}   (tables weir_agg_10s, weir_agg_1m)
   NATS              ${stack.natsUrl}   (publish JSON to weir.events.<metric>)
-  sample producer   3 metrics x 20 keys, ~500 events/s
+  sample producer   3 metrics x 20 keys, ~500 events/s${tries.length ? `\n  pipelines (load 200 events/s each; rows in weir_p_<name>):\n${tries.join('\n')}` : ''}
 Ctrl-C stops everything.`);
 
 let stopping = false;
@@ -80,6 +105,7 @@ async function shutdown() {
   if (stopping) return;
   stopping = true;
   clearInterval(timer);
+  await Promise.all(loads.map((l) => l.stop()));
   await nc.drain().catch(() => undefined);
   engine.kill('SIGTERM');
   await new Promise((r) => engine.once('exit', r));
