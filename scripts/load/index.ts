@@ -45,6 +45,8 @@ export interface PublishOptions {
   batch?: number;
   /** Messages in flight before waiting for acks (default 256). */
   window?: number;
+  /** How long to wait for each ack, ms (default 30 s: a loaded server is slow, not lost). */
+  ackTimeoutMs?: number;
 }
 
 export interface PublishSummary {
@@ -63,7 +65,8 @@ const METRIC_RE = /^[A-Za-z0-9_:-]+$/;
 export async function publishEvents(nc: NatsConnection, events: readonly LoadEvent[], o: PublishOptions = {}): Promise<PublishSummary> {
   const batch = o.batch ?? 100;
   const window = o.window ?? 256;
-  const js = jetstream(nc);
+  const timeout = o.ackTimeoutMs ?? 30_000;
+  const js = jetstream(nc, { timeout });
   let inflight: Promise<PubAck>[] = [];
   let messages = 0;
   for (let i = 0; i < events.length; ) {
@@ -74,7 +77,7 @@ export async function publishEvents(nc: NatsConnection, events: readonly LoadEve
       const { metric: _m, ...rest } = events[i];
       body.push(rest);
     }
-    inflight.push(js.publish(`weir.events.${metric}`, JSON.stringify(body)));
+    inflight.push(js.publish(`weir.events.${metric}`, JSON.stringify(body), { timeout }));
     messages++;
     if (inflight.length >= window) {
       await Promise.all(inflight);

@@ -62,8 +62,17 @@ export interface RunnerStatus {
   debounced?: number;
 }
 
+/** The runner's status (weir.api.<pipeline>.status); asks again for up to 15 s while it does not answer (a loaded machine). */
 export async function status(nc: NatsConnection, pipeline: string): Promise<RunnerStatus> {
-  return (await nc.request(`weir.api.${pipeline}.status`, '{}', { timeout: 3000 })).json<RunnerStatus>();
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      return (await nc.request(`weir.api.${pipeline}.status`, '{}', { timeout: 3000 })).json<RunnerStatus>();
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${pipeline} status: ${(err as Error).message}`);
+      await sleep(200);
+    }
+  }
 }
 
 /** Polls the runner's status until `ok` holds; throws naming `what` with the last status. */
