@@ -334,7 +334,9 @@ export class PipelineRuntime {
   private readonly debounce: DebounceStage | undefined;
   private readonly score: ScoreStage | undefined;
   private readonly trend: TrendStage | undefined;
-  private readonly alerts: AlertEvaluator | undefined;
+  /** One evaluator per window name: a key's 7d and 30d rows are different series, each with its own alert state. */
+  private readonly alerts = new Map<string, AlertEvaluator>();
+  private readonly alertRules: ConstructorParameters<typeof AlertEvaluator>[0];
   /** Alerts observe every row of windows that are updated rather than closed (rolling, global); otherwise final rows. */
   private readonly alertEveryRow: boolean;
   private readonly tagWhere: [string, Set<string>][];
@@ -364,8 +366,9 @@ export class PipelineRuntime {
     this.columns = [...columns, ...extra];
     this.rankable = this.columns;
     this.profiles = this.score?.profiles ?? [];
-    if (spec.alerts.length)
-      this.alerts = new AlertEvaluator(spec.alerts.map((a) => ({ name: a.name, field: a.field, op: a.op, threshold: a.threshold, forMs: a.for, resolve: a.resolve, severity: a.severity })));
+    this.alertRules = spec.alerts.map((a) => ({ name: a.name, field: a.field, op: a.op, threshold: a.threshold, forMs: a.for, resolve: a.resolve, severity: a.severity }));
+    // built once here so a bad rule is refused at start
+    for (const w of this.windows) if (this.alertRules.length) this.alerts.set(w, new AlertEvaluator(this.alertRules));
     this.alertEveryRow = w.type === 'rolling' || w.type === 'global';
     this.tagWhere = Object.entries(spec.source.where?.tags ?? {}).map(([t, v]) => [t, new Set(Array.isArray(v) ? v : [v])]);
   }
@@ -487,10 +490,11 @@ export class PipelineRuntime {
   /** Score, trend and alerts of one row, then the row out. */
   private after(out: RuntimeOutput, now: number): (r: Row) => void {
     const finish = (r: Row) => {
-      if (this.alerts && !r.superseded && (r.final || this.alertEveryRow)) {
+      const evaluator = this.alerts.get(r.window);
+      if (evaluator && !r.superseded && (r.final || this.alertEveryRow)) {
         // Observation time: the window's end (its event-time close); a global row's is the watermark.
         const ts = r.end > 0 ? r.end : Number.isFinite(this.wm) ? this.wm : now;
-        this.alerts.observe({ key: r.key, ts, values: r.columns }, (t) => out.alerts.push({ pipeline: this.spec.name, ...t }));
+        evaluator.observe({ key: r.key, ts, values: r.columns }, (t) => out.alerts.push({ pipeline: this.spec.name, window: r.window, ...t }));
       }
       out.results.push(this.toResult(r, now));
     };

@@ -27,6 +27,8 @@ export interface ResultRow {
 
 export interface AlertEvent {
   pipeline: string;
+  /** The window whose rows the rule watched ('10s', '7d', ...): each window of a key has its own alert state. */
+  window: string;
   rule: string;
   key: string;
   state: 'firing' | 'resolved';
@@ -58,9 +60,15 @@ export function pipelineTableDdl(pipeline: string, columns: readonly string[]): 
 }
 
 export const ALERTS_DDL =
-  `CREATE TABLE IF NOT EXISTS ${ALERTS_TABLE} (ts TIMESTAMP, pipeline SYMBOL, rule SYMBOL, key SYMBOL CAPACITY 65536 CACHE, ` +
+  `CREATE TABLE IF NOT EXISTS ${ALERTS_TABLE} (ts TIMESTAMP, pipeline SYMBOL, window SYMBOL, rule SYMBOL, key SYMBOL CAPACITY 65536 CACHE, ` +
   `state SYMBOL, severity SYMBOL, field SYMBOL, value DOUBLE, threshold DOUBLE, since TIMESTAMP) ` +
-  `TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, pipeline, rule, key, state)`;
+  `TIMESTAMP(ts) PARTITION BY DAY WAL DEDUP UPSERT KEYS(ts, pipeline, window, rule, key, state)`;
+
+/** Brings a weir_alerts table made before alerts carried their window up to date (no-ops on a new one). */
+export const ALERTS_MIGRATION = [
+  `ALTER TABLE ${ALERTS_TABLE} ADD COLUMN IF NOT EXISTS window SYMBOL`,
+  `ALTER TABLE ${ALERTS_TABLE} DEDUP ENABLE UPSERT KEYS(ts, pipeline, window, rule, key, state)`,
+];
 
 /**
  * Buffers the rows of one pipeline and its alert transitions, and writes them in one ILP/HTTP
@@ -79,6 +87,7 @@ export class PipelineWriter {
   static async open(httpBase: string, pipeline: string, columns: readonly string[]): Promise<PipelineWriter> {
     await questdbExec(httpBase, pipelineTableDdl(pipeline, columns));
     await questdbExec(httpBase, ALERTS_DDL);
+    for (const sql of ALERTS_MIGRATION) await questdbExec(httpBase, sql);
     return new PipelineWriter(await Sender.fromConfig(ilpConfig(httpBase)), pipelineTable(pipeline), columns);
   }
 
@@ -121,6 +130,7 @@ export class PipelineWriter {
         this.sender
           .table(ALERTS_TABLE)
           .symbol('pipeline', a.pipeline)
+          .symbol('window', a.window)
           .symbol('rule', a.rule)
           .symbol('key', a.key)
           .symbol('state', a.state)
