@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PipelineRuntime, type KeyedSample, type PipelineResult } from './runtime.js';
-import { parsePipeline } from './spec.js';
+import { parsePipeline, type PipelineSpec } from './spec.js';
 
 const sampleArb = fc.record({
   metric: fc.constantFrom('req', 'lat', 'other'),
@@ -106,5 +106,36 @@ describe('PipelineRuntime: rate takes the window length', () => {
     const [r] = rt.tick(1e12, 1).results;
     expect(r.per_s).toBe(2.5);
     expect(() => new PipelineRuntime(parsePipeline({ name: 'g', source: { metrics: ['x'] }, window: { type: 'global' }, aggregates: { per_s: { fn: 'rate' } } }))).toThrow(/pipeline g: aggregates\.per_s: rate needs a fixed window length/);
+  });
+});
+
+describe('PipelineRuntime: what it refuses, with the pipeline named', () => {
+  const session = { source: { metrics: ['x'] }, window: { type: 'session', gap: '5m' }, aggregates: { n: { fn: 'count' } } } as const;
+
+  it('a session window with maxDuration (the operator does not bound sessions)', () => {
+    const spec = parsePipeline({ ...session, name: 'visits', window: { ...session.window, maxDuration: '1h' } });
+    expect(() => new PipelineRuntime(spec)).toThrow(Error);
+    expect(() => new PipelineRuntime(spec)).toThrow(/pipeline visits\b.*maxDuration/);
+    expect(() => new PipelineRuntime(parsePipeline({ ...session, name: 'visits' }))).not.toThrow();
+  });
+
+  it('a trend on a session window (no period to compare with): the format refuses it, and so does the runtime if handed one', () => {
+    expect(() => parsePipeline({ ...session, name: 'visit_trend', trend: { field: 'n' } }, 'visit_trend.yaml')).toThrow(/visit_trend\.yaml: trend: .*session/);
+    // a spec built in code, past the format's checks
+    const spec: PipelineSpec = { ...parsePipeline({ ...session, name: 'visit_trend', window: { type: 'tumbling', size: '10s' }, trend: { field: 'n' } }), window: { type: 'session', gap: 300_000 } };
+    expect(() => new PipelineRuntime(spec)).toThrow(Error);
+    expect(() => new PipelineRuntime(spec)).toThrow(/pipeline visit_trend\b.*trend.*session/);
+  });
+
+  it('every other stage on every window it applies to builds (alerts, debounce, score, trend)', () => {
+    const stages = {
+      debounce: { wait: '2s', maxWait: '10s' },
+      score: { components: { c: { n: 1 } }, profiles: { p: { c: 1 } } },
+      alerts: [{ name: 'busy', field: 'n', op: '>', threshold: 5 }],
+    } as const;
+    for (const window of [{ type: 'tumbling', size: '10s' }, { type: 'sliding', size: '20s', slide: '10s' }, { type: 'rolling', pane: '1d', sizes: ['7d', '30d'] }] as const)
+      expect(() => new PipelineRuntime(parsePipeline({ ...session, ...stages, name: 'all', window, trend: { field: 'n' } })), window.type).not.toThrow();
+    expect(() => new PipelineRuntime(parsePipeline({ ...session, ...stages, name: 'all' })), 'session').not.toThrow();
+    expect(() => new PipelineRuntime(parsePipeline({ ...session, ...stages, name: 'all', window: { type: 'global' } }))).not.toThrow();
   });
 });
