@@ -37,9 +37,20 @@ export const pointSchema = {
   },
 } as const;
 
+/**
+ * A figure of a live result: the default pipeline's aggregate, or a declared pipeline's field of the
+ * same name. Typed number or null for both, so the serializer (fast-json-stringify) passes a
+ * declared pipeline's value as it is: typed `integer` it would truncate a declared `count` of 2.5
+ * to 2, typed `number` it would write a declared `p50` of null as 0.
+ */
+const figure = (description?: string) => ({ type: ['number', 'null'], ...(description ? { description } : {}) }) as const;
+
 export const liveResultSchema = {
   type: 'object',
-  // A declared pipeline's results carry its own fields (see docs/pipelines.md).
+  description:
+    "default pipeline: the figures count ... p999 (count an integer, only stddev null); a declared pipeline (see docs/pipelines.md): its own fields, " +
+    'numbers or null, any of which may share a name with a default figure',
+  // A declared pipeline's results carry its own fields.
   additionalProperties: { type: ['number', 'null'] },
   properties: {
     pipeline: { type: 'string' },
@@ -49,19 +60,19 @@ export const liveResultSchema = {
     start: { type: 'integer', description: 'window start, ms since epoch' },
     end: { type: 'integer' },
     final: { type: 'boolean', description: 'false: partial figures of an open window' },
-    revision: { type: 'integer', description: '0 = on-time firing, > 0 = late correction, -1 = partial' },
-    count: { type: 'integer' },
-    rate: { type: 'number', description: 'count per second of window length' },
-    sum: num,
-    min: num,
-    max: num,
-    mean: num,
-    stddev: nullableNum,
-    p50: num,
-    p90: num,
-    p95: num,
-    p99: num,
-    p999: num,
+    revision: { type: 'integer', description: '0 = on-time firing, > 0 = late correction, -1 = partial (a declared pipeline: grows with each result of the window)' },
+    count: figure('default pipeline: events in the window'),
+    rate: figure('default pipeline: count per second of window length'),
+    sum: figure(),
+    min: figure(),
+    max: figure(),
+    mean: figure(),
+    stddev: figure('default pipeline: null when count < 2'),
+    p50: figure(),
+    p90: figure(),
+    p95: figure(),
+    p99: figure(),
+    p999: figure(),
     emittedAt: { type: 'integer', description: 'wall time the engine produced the result' },
   },
 } as const;
