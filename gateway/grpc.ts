@@ -111,16 +111,53 @@ interface SubscribeRequestMsg {
   window: string;
   final_only: boolean;
 }
-type LiveResultMsg = Omit<LiveResult, 'emittedAt' | 'stddev'> & { emitted_at: number; stddev?: number };
+/** Identity of a result, common to both pipelines. */
+interface LiveIdentityMsg {
+  pipeline: string;
+  metric: string;
+  key: string;
+  window: string;
+  start: number;
+  end: number;
+  final: boolean;
+  revision: number;
+  emitted_at: number;
+}
+/** The default pipeline's result: its figures in the typed fields, `fields` left empty. */
+type DefaultLiveResultMsg = Omit<LiveResult, 'emittedAt' | 'stddev'> & { emitted_at: number; stddev?: number };
+/** A declared pipeline's result: its own fields in the map, the typed figures left unset. */
+type DeclaredLiveResultMsg = LiveIdentityMsg & { superseded: boolean; fields: Record<string, number> };
+export type LiveResultMsg = DefaultLiveResultMsg | DeclaredLiveResultMsg;
 
 // ---- mapping ----------------------------------------------------------------------------------
 
 /** The service names parameters in camelCase (JSON); gRPC callers know them in snake_case. */
 const snake = (param: string) => param.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 
-function liveResultMsg(r: LiveResult): LiveResultMsg {
-  const { emittedAt, stddev, ...rest } = r;
-  return { ...rest, emitted_at: emittedAt, ...(stddev === null || stddev === undefined ? {} : { stddev }) };
+/**
+ * Numeric keys of a declared pipeline's flat result (docs/pipelines.md) that are not its fields: the
+ * spec reserves these names (and `emittedAt` is not lowercase), so no field can take one. Every
+ * other number is a field. (`superseded`, the tombstone flag, is a boolean, so never taken as one.)
+ */
+const DECLARED_IDENTITY = new Set(['start', 'end', 'revision', 'emittedAt']);
+
+/**
+ * A live result as a LiveResult message. The default pipeline's (`defaultPipeline`, the gateway's
+ * own) keeps its figures in the typed fields. Any other pipeline is a declared one: its flat
+ * result's numeric fields go in the `fields` map by name (null fields are left out: proto3 maps
+ * hold no null), whatever their names, so a field called `count` or `p50` keeps its exact value
+ * there and the typed figures stay unset.
+ */
+export function liveResultMsg(r: LiveResult, defaultPipeline: string): LiveResultMsg {
+  if (r.pipeline === defaultPipeline) {
+    const { emittedAt, stddev, ...rest } = r;
+    return { ...rest, emitted_at: emittedAt, ...(stddev === null || stddev === undefined ? {} : { stddev }) };
+  }
+  const fields: Record<string, number> = {};
+  for (const [k, v] of Object.entries(r as unknown as Record<string, unknown>)) if (typeof v === 'number' && !DECLARED_IDENTITY.has(k)) fields[k] = v;
+  const { pipeline, metric, key, window, start, end, final, revision, emittedAt } = r;
+  const superseded = (r as unknown as { superseded?: unknown }).superseded === true;
+  return { pipeline, metric, key, window, start, end, final, revision, emitted_at: emittedAt, superseded, fields };
 }
 
 /** Proto events to the contract's JSON shape, for the service (and the engine's decoder) to validate. */
@@ -358,6 +395,8 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
   /** Open Subscribe calls, ended with UNAVAILABLE on shutdown (tryShutdown waits for every call). */
   const subscribers = new Set<(err: unknown) => void>();
   const subscriberBuffer = config.gateway.limits.subscriberBuffer;
+  const defaultPipeline = config.pipeline.name;
+  const toLive = (r: LiveResult) => liveResultMsg(r, defaultPipeline);
 
   const subscribe: grpc.handleServerStreamingCall<SubscribeRequestMsg, LiveResultMsg> = (call) => {
     const method = 'Subscribe';
@@ -392,7 +431,7 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
     };
     const deliver = (r: LiveResult) => {
       if (done) return;
-      const m = liveResultMsg(r);
+      const m = toLive(r);
       if (!blocked) return write(m);
       queue.push(m);
       if (queue.length - head + call.writableLength > subscriberBuffer) {
@@ -447,11 +486,11 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
     }),
     Latest: unary<LatestRequestMsg, unknown>('Latest', 'read', async (req) => {
       const a = await service.latest({ pipeline: req.pipeline, metric: req.metric, key: req.key, window: req.window, final: req.final });
-      return { results: a.results.map(liveResultMsg) };
+      return { results: a.results.map(toLive) };
     }),
     TopK: unary<TopKRequestMsg, unknown>('TopK', 'read', async (req) => {
       const a = await service.topK({ pipeline: req.pipeline, metric: req.metric, window: req.window, by: req.by, k: req.k, order: req.order, scope: req.scope });
-      return { ...a, start: a.start ?? undefined, entries: a.entries.map(liveResultMsg) };
+      return { ...a, start: a.start ?? undefined, entries: a.entries.map(toLive) };
     }),
     Catalog: unary<{ pipeline: string }, unknown>('Catalog', 'read', async (req) => {
       const a = await service.catalog({ pipeline: req.pipeline });

@@ -154,8 +154,10 @@ describe('gRPC gateway on the real stack', () => {
 
   // gRPC messages in the JSON API's shape: camelCase, unset optional figures as null.
   const point = (p: Obj) => ({ ts: p.ts, rate: p.rate, ...Object.fromEntries(FIGURES.map((f) => [f, p[f] ?? null])) });
+  // superseded and fields are a declared pipeline's (test/gateway-pipelines.test.ts): false and empty here.
   const live = (r: Obj) => {
-    const { emitted_at, _stddev, stddev, ...rest } = r; // eslint-disable-line @typescript-eslint/no-unused-vars
+    const { emitted_at, _stddev, stddev, superseded, fields, ...rest } = r; // eslint-disable-line @typescript-eslint/no-unused-vars
+    expect({ superseded, fields }).toEqual({ superseded: false, fields: {} });
     return { ...rest, stddev: stddev ?? null, emittedAt: emitted_at };
   };
 
@@ -343,6 +345,7 @@ describe('gRPC gateway on the real stack', () => {
       expect(r.end - r.start).toBe(WINDOWS.find((w) => w.name === r.window)!.size);
       expect(r.pipeline).toBe('default');
       expect(r.emitted_at).toBeGreaterThan(0);
+      expect({ superseded: r.superseded, fields: r.fields }).toEqual({ superseded: false, fields: {} });
     }
     // The narrow filter: exactly the 10 s windows of grpc_lat keys starting with "k".
     const narrowWant = new Set(rows.get('10s')!.filter((r) => r.metric === 'grpc_lat' && r.key.startsWith('k')).map((r) => idOf('10s', r.metric, r.key, r.ts)));
