@@ -6,7 +6,12 @@ pg.types.setTypeParser(20, (s: string) => Number(s));
 
 /** A PG-wire pool to QuestDB. Queries take bound parameters only; identifiers come from config. */
 export function questdbPool(connectionString: string): pg.Pool {
-  return new pg.Pool({ connectionString, max: 8, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({ connectionString, max: 8, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 5_000 });
+  // An idle client whose connection drops (QuestDB restarted) is emitted as an 'error' on the
+  // pool; unhandled, it would kill the process. The pool discards that client, the next query
+  // connects anew, and /readyz reports QuestDB meanwhile.
+  pool.on('error', () => undefined);
+  return pool;
 }
 
 /** Parses a time given as ms since epoch or ISO-8601; returns an Error naming the parameter. */
