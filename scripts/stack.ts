@@ -72,6 +72,7 @@ export interface StackOptions {
 }
 
 export type ServiceName = 'nats' | 'questdb';
+export type StopSignal = 'SIGTERM' | 'SIGKILL';
 
 export interface Stack {
   /** nats://127.0.0.1:<port> */
@@ -87,10 +88,13 @@ export interface Stack {
   dir: string;
   /** WEIR_NATS_URL, WEIR_QUESTDB_HTTP, WEIR_QUESTDB_PG, ready to pass to child processes. */
   env: Record<string, string>;
-  /** Restart on the SAME ports and data dir. */
-  stopNats(): Promise<void>;
+  /**
+   * Stop one server (fault injection), then start it again on the SAME ports and data dir.
+   * `signal` defaults to SIGTERM (SIGKILL after 15 s); pass SIGKILL for a crash.
+   */
+  stopNats(signal?: StopSignal): Promise<void>;
   startNats(): Promise<void>;
-  stopQuestdb(): Promise<void>;
+  stopQuestdb(signal?: StopSignal): Promise<void>;
   startQuestdb(): Promise<void>;
   /** SIGTERM both, wait for exit (SIGKILL after 15 s). Idempotent. */
   stop(): Promise<void>;
@@ -779,8 +783,8 @@ class ManagedProcess {
     );
   }
 
-  /** SIGTERM, wait for exit, SIGKILL after STOP_GRACE_MS. Idempotent. */
-  stop(): Promise<void> {
+  /** SIGTERM (or the given signal), wait for exit, SIGKILL after STOP_GRACE_MS. Idempotent. */
+  stop(signal: StopSignal = 'SIGTERM'): Promise<void> {
     const child = this.child;
     if (!child || !this.exitPromise) return Promise.resolve();
     if (this.stopPromise) return this.stopPromise;
@@ -788,7 +792,7 @@ class ManagedProcess {
     const exitPromise = this.exitPromise;
     this.stopPromise = (async () => {
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-        child.kill('SIGTERM');
+        child.kill(signal);
         const killer = setTimeout(() => {
           this.log(`${String(child.pid)} did not exit ${STOP_GRACE_MS / 1000} s after SIGTERM: SIGKILL`);
           child.kill('SIGKILL');
@@ -970,12 +974,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       WEIR_QUESTDB_HTTP: questdbHttp,
       WEIR_QUESTDB_PG: questdbPg,
     },
-    stopNats: () => nats.stop(),
+    stopNats: (signal) => nats.stop(signal),
     startNats: async () => {
       assertNotStopped();
       await startService(nats, natsSpec, undefined, true);
     },
-    stopQuestdb: () => questdb.stop(),
+    stopQuestdb: (signal) => questdb.stop(signal),
     startQuestdb: async () => {
       assertNotStopped();
       await startService(questdb, questdbSpec, undefined, true);
