@@ -6,104 +6,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { rng } from '../benchmarks/producer.js';
 import { startEngine, waitFor } from './harness.js';
+import { QCOLS, QS, WINDOWS, exactQuantile, oracle, relClose, workload } from './oracle.js';
 import { useRealStack } from './real-stack.js';
-
-interface Ev {
-  metric: string;
-  key: string;
-  ts: number;
-  value: number;
-}
 
 const METRICS = ['e2e_latency', 'e2e_temp', 'e2e_errors'];
 const KEYS = Array.from({ length: 120 }, (_, i) => `svc-${i}`);
 const HOT = KEYS.slice(0, 5);
 const N_GOOD = 120_000;
 const SPAN_MS = 150_000;
-const WINDOWS = [
-  { name: '10s', size: 10_000, table: 'weir_agg_10s' },
-  { name: '1m', size: 60_000, table: 'weir_agg_1m' },
-];
-const QS = [0.5, 0.9, 0.95, 0.99, 0.999] as const;
-const QCOLS = ['p50', 'p90', 'p95', 'p99', 'p999'] as const;
-
-/** A seeded workload: messages (subject + body) and the good events they hold. */
-function workload(seed: number, base: number) {
-  const rand = rng(seed);
-  const messages: { subject: string; body: string }[] = [];
-  const good: Ev[] = [];
-  let bad = 0;
-  let i = 0;
-  const valueOf = (metric: string): number => {
-    if (metric === 'e2e_latency') return Math.floor(1 + rand() * rand() * rand() * 50_000); // long tail, integers
-    if (metric === 'e2e_temp') return Math.round((rand() * 200 - 100) * 4) / 4; // negatives, dyadic fractions
-    return rand() < 0.3 ? 0 : Math.floor(rand() * 20); // zeros
-  };
-  while (i < N_GOOD) {
-    const metric = METRICS[Math.floor(rand() * METRICS.length)];
-    const k = Math.min(N_GOOD - i, 1 + Math.floor(rand() * 60));
-    const items: string[] = [];
-    for (let j = 0; j < k; j++, i++) {
-      const key = rand() < 0.3 ? HOT[Math.floor(rand() * HOT.length)] : KEYS[Math.floor(rand() * KEYS.length)];
-      let ts = base + Math.floor((i * SPAN_MS) / N_GOOD);
-      // Out of order: most within the watermark lag, one in ten up to 20 s behind (late corrections, inside the lateness).
-      ts += rand() < 0.9 ? Math.floor(rand() * 3000 - 1500) : -Math.floor(rand() * 20_000);
-      const value = valueOf(metric);
-      good.push({ metric, key, ts, value });
-      const tsField = rand() < 0.2 ? `"${new Date(ts).toISOString()}"` : String(ts);
-      items.push(`{"key":${JSON.stringify(key)},"value":${value},"ts":${tsField}}`);
-      if (rand() < 0.02) {
-        bad++;
-        const badOnes = [
-          `{"key":"${key}","value":"12","ts":${ts}}`,
-          `{"value":1,"ts":${ts}}`,
-          `{"key":"bell\\u0007","value":1,"ts":${ts}}`,
-          `{"key":"${key}","value":1,"ts":"9999-01-01T00:00:00Z"}`,
-          `{"key":"${key}","value":null}`,
-          `{"key":"${key}","value":1,"metric":"other"}`,
-        ];
-        items.push(badOnes[Math.floor(rand() * badOnes.length)]);
-      }
-    }
-    const single = items.length === 1 && rand() < 0.5;
-    messages.push({ subject: `weir.events.${metric}`, body: single ? items[0] : `[${items.join(',')}]` });
-    if (rand() < 0.005) {
-      bad++;
-      messages.push({ subject: `weir.events.${metric}`, body: rand() < 0.5 ? '{"key": "x", "value": ' : '"just a string"' });
-    }
-  }
-  return { messages, good, bad };
-}
-
-/** Brute force: (table|metric|key|start) -> all values of that window. */
-function oracle(events: Ev[]) {
-  const out = new Map<string, { table: string; metric: string; key: string; start: number; values: number[] }>();
-  for (const e of events)
-    for (const w of WINDOWS) {
-      const start = e.ts - (((e.ts % w.size) + w.size) % w.size);
-      const id = `${w.table}|${e.metric}|${e.key}|${start}`;
-      let cell = out.get(id);
-      if (!cell) out.set(id, (cell = { table: w.table, metric: e.metric, key: e.key, start, values: [] }));
-      cell.values.push(e.value);
-    }
-  return out;
-}
-
-function exactQuantile(sorted: number[], q: number): number {
-  return sorted[Math.floor(q * (sorted.length - 1))];
-}
-
-function relClose(actual: number, expected: number, rel: number): boolean {
-  if (expected === 0) return Math.abs(actual) <= 1e-12;
-  return Math.abs(actual - expected) <= rel * Math.abs(expected);
-}
 
 describe('end to end on the real stack', () => {
   const ctx = useRealStack();
   const base = Math.floor(Date.now() / 60_000) * 60_000 - 10 * 60_000;
-  const { messages, good, bad } = workload(42, base);
+  const { messages, good, bad } = workload({ seed: 42, base, metrics: METRICS, keys: KEYS, hot: HOT, events: N_GOOD, spanMs: SPAN_MS });
   const config = { pipeline: { idleTimeout: '1h' }, workers: 2 };
 
   async function publish(list: { subject: string; body: string }[]) {
