@@ -192,7 +192,7 @@ export function aggregateColumns(name: string, a: { fn: string; q?: unknown }): 
 }
 
 /** Names a result already uses for its identity: an aggregate, component or profile may not take them. */
-export const RESERVED_FIELDS = ['pipeline', 'metric', 'key', 'window', 'start', 'end', 'final', 'revision', 'emitted_at', 'emittedat', 'ts', 'window_end', 'trend_pct', 'trend_dir'];
+export const RESERVED_FIELDS = ['pipeline', 'metric', 'key', 'window', 'start', 'end', 'final', 'revision', 'emitted_at', 'emittedat', 'ts', 'window_end', 'superseded', 'trend_pct', 'trend_dir'];
 
 function crossCheck(spec: z.output<typeof pipelineObject>, ctx: z.RefinementCtx) {
   const fields = new Set(Object.entries(spec.aggregates).flatMap(([n, a]) => aggregateColumns(n, a)));
