@@ -36,6 +36,8 @@ export const configSchema = z
         maxAge: duration('stream.maxAge').prefault('7d'),
         consumer: z.string().default('weir-engine'),
         deadLetterStream: z.string().default('WEIR_DEADLETTER'),
+        /** How often the engine checks that its streams still exist (a deleted one is recreated, loudly). */
+        checkInterval: duration('stream.checkInterval').prefault('5s'),
       })
       .prefault({}),
     pipeline: z
@@ -150,6 +152,15 @@ export const configSchema = z
         tick: duration('pipelines.tick').prefault('250ms'),
       })
       .strict()
+      .prefault({}),
+    sink: z
+      .object({
+        /**
+         * Back-pressure bound: window rows QuestDB has not acknowledged yet, over all workers.
+         * At this many the engine stops fetching events until QuestDB takes rows again.
+         */
+        maxPendingRows: z.number().int().positive().default(500_000),
+      })
       .prefault({}),
     /** How often windows rows are flushed to QuestDB and the commit point advanced. */
     flushInterval: duration('flushInterval').prefault('500ms'),

@@ -8,14 +8,14 @@
  */
 import { Worker } from 'node:worker_threads';
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JsMsg, type ConsumerMessages } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { Watermark } from '../operators/windows/watermark.js';
 import { tumblingStart } from '../operators/windows/assign.js';
 import type { WeirConfig } from './config.js';
 import { decodeMessage, type DecodeLimits, type DecodeSink } from './decode.js';
 import { ensureWindowTables } from './sink/questdb.js';
-import { CheckpointStore, ensureStreams, resetConsumer, type StreamNames } from './source.js';
+import { CheckpointStore, CHECKPOINT_BUCKET, checkpointApplies, ensureStreams, isNotFound, resetConsumer, type StreamNames } from './source.js';
 import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
 import { streamSeqOf } from './ackinfo.js';
@@ -45,6 +45,13 @@ export interface EngineCounters {
   lastSeq: number;
   watermark: number;
   flushFailures: number;
+  /** Times the source stopped fetching because QuestDB held back `sink.maxPendingRows` rows, and for how long in all (ms). */
+  backpressurePauses: number;
+  backpressureMs: number;
+  /** Times the consumer was positioned again after the checkpoint's or the last processed sequence (NATS reconnects, vanished stream). */
+  repositions: number;
+  /** Times the event stream was found deleted (and recreated). */
+  streamsRecreated: number;
   /** Wall time (ms) the first message of this run was processed, and the last batch finished by the workers. */
   firstMessageAt: number;
   lastBatchDoneAt: number;
@@ -53,7 +60,10 @@ export interface EngineCounters {
 interface PendingRecord {
   id: number;
   lastSeq: number;
-  lastMsg: JsMsg;
+  /** The message to AckAll once committed; null when its consumer or stream is gone (a later ack covers it). */
+  lastMsg: JsMsg | null;
+  /** The consumer generation the message came from: acks go only to the current consumer. */
+  gen: number;
   /** Latest time at which a window this batch touched becomes final. */
   maxFinal: number;
   /** The watermark in force before the next batch (idle advances move it). */
@@ -67,13 +77,14 @@ interface WorkerSlot {
   worker: Worker;
   flushedWm: number;
   inflight: number;
+  /** Rows the worker holds that QuestDB has not acknowledged (as of its latest report). */
   pendingRows: number;
-  wake: (() => void) | null;
+  /** Its latest QuestDB flush failed. */
+  writeFailing: boolean;
   stopped: Promise<void>;
 }
 
 const MAX_INFLIGHT_BATCHES = 64;
-const MAX_PENDING_ROWS = 500_000;
 
 export class Engine {
   readonly counters: EngineCounters = {
@@ -90,11 +101,32 @@ export class Engine {
     lastSeq: 0,
     watermark: -Infinity,
     flushFailures: 0,
+    backpressurePauses: 0,
+    backpressureMs: 0,
+    repositions: 0,
+    streamsRecreated: 0,
     firstMessageAt: 0,
     lastBatchDoneAt: 0,
   };
   private nc!: NatsConnection;
   private js!: JetStreamClient;
+  private jsm!: JetStreamManager;
+  /** Connected to NATS right now (false from a disconnect until the reconnect). */
+  private natsConnected = false;
+  /** Identity (creation time) of the event stream the consumer reads; sequences count in it. */
+  private streamId = '';
+  /** Consumer generation: bumped each time the consumer is (re)created. */
+  private gen = 0;
+  private repositioning: Promise<void> | null = null;
+  /** Tells the source loop to end (a reposition replaces it). */
+  private loopStop = false;
+  private repositionAgain = false;
+  private streamTimer: NodeJS.Timeout | null = null;
+  private checkingStreams = false;
+  /** Callers of waitForRoom(), woken by every worker report. */
+  private roomWaiters: (() => void)[] = [];
+  /** Since when the source has been stopped by back-pressure (0 = fetching). */
+  private pausedSince = 0;
   private checkpoints!: CheckpointStore;
   private watermark!: Watermark;
   private workers: WorkerSlot[] = [];
@@ -140,14 +172,32 @@ export class Engine {
     return this.nc;
   }
 
-  /** Health of the engine's parts, for /readyz and gRPC health. */
-  health(): { nats: boolean; workers: boolean; questdbWrites: boolean; lagMessages: number } {
+  /**
+   * Health of the engine's parts, for /readyz and gRPC health: NATS connected (not merely
+   * reconnecting), workers alive, QuestDB taking rows (the latest flush of every worker
+   * succeeded). Also: rows waiting for QuestDB and whether back-pressure holds the source.
+   */
+  health(): { nats: boolean; workers: boolean; questdbWrites: boolean; lagMessages: number; pendingRows: number; backpressure: boolean } {
     return {
-      nats: !!this.nc && !this.nc.isClosed(),
+      nats: !!this.nc && !this.nc.isClosed() && this.natsConnected,
       workers: this.workers.length > 0 && this.workerErrors.length === 0,
-      questdbWrites: this.counters.flushFailures === 0 || this.workers.every((w) => w.pendingRows === 0),
+      questdbWrites: this.workers.every((w) => !w.writeFailing),
       lagMessages: this.lastPending,
+      pendingRows: this.pendingRows(),
+      backpressure: this.pausedSince > 0,
     };
+  }
+
+  /** Rows QuestDB has not acknowledged yet, over all workers. */
+  pendingRows(): number {
+    let n = 0;
+    for (const w of this.workers) n += w.pendingRows;
+    return n;
+  }
+
+  /** Seconds the source has spent stopped by back-pressure, the current pause included. */
+  backpressureSeconds(): number {
+    return (this.counters.backpressureMs + (this.pausedSince ? Date.now() - this.pausedSince : 0)) / 1000;
   }
 
   /** Connects, creates what is missing, restores the checkpoint and starts consuming. */
@@ -156,10 +206,22 @@ export class Engine {
     const cfg = this.config;
     await ensureWindowTables(cfg.questdbHttp, cfg.pipeline.windows.map((w) => w.table));
     this.nc = await connect({ servers: cfg.natsUrl, name: 'weir-engine', maxReconnectAttempts: -1, noAsyncTraces: true });
+    this.natsConnected = true;
+    this.watchConnection();
     this.js = jetstream(this.nc);
-    await ensureStreams(await jetstreamManager(this.nc), this.names, this.log);
+    this.jsm = await jetstreamManager(this.nc);
     this.checkpoints = await CheckpointStore.open(this.js, this.names.consumer);
-    const ck = await this.checkpoints.load();
+    let ck = await this.checkpoints.load();
+    const streams = await ensureStreams(this.jsm, this.names, this.log, ck !== null);
+    if (streams.created.includes(this.names.events) && ck) this.counters.streamsRecreated++;
+    this.streamId = streams.events.created;
+    if (ck && !checkpointApplies(ck, streams.events)) {
+      this.log.error(
+        { checkpoint: ck, stream: this.names.events, created: streams.events.created, lastSeq: streams.events.state.last_seq },
+        `the checkpoint (seq ${ck.seq}) belongs to a deleted stream ${this.names.events}: reading the current stream from its start, with the checkpoint's watermark`,
+      );
+      ck = { ...ck, seq: 0 };
+    }
     const wm0 = ck && ck.wm > -1e299 ? ck.wm : -Infinity;
     this.storedWm = wm0;
     this.counters.committedSeq = ck?.seq ?? 0;
@@ -170,15 +232,148 @@ export class Engine {
 
     await this.startWorkers(wm0);
 
-    const holdMs = this.maxWindowMs + cfg.pipeline.allowedLateness + cfg.pipeline.maxOutOfOrderness + cfg.pipeline.idleTimeout;
-    const { consumer, pending } = await resetConsumer(this.nc, this.js, this.names, (ck?.seq ?? 0) + 1, Math.max(600_000, 3 * holdMs), this.log);
-    this.lastPending = pending;
-    this.lastMsgAt = Date.now();
-    this.messages = await consumer.consume({ max_messages: cfg.fetch.batch * 4 });
-    this.loopDone = this.consumeLoop(this.messages).catch((err) => this.die(err));
+    await this.openConsumer((ck?.seq ?? 0) + 1);
     this.commitTimer = setInterval(() => void this.commit(), cfg.flushInterval);
     if (cfg.results.enabled) this.startLiveApi();
     this.idleTimer = setInterval(() => this.idleTick(), Math.min(500, cfg.pipeline.idleTimeout));
+    this.streamTimer = setInterval(() => void this.checkStreams(), cfg.stream.checkInterval);
+  }
+
+  /** ack_wait of the consumer: longer than any message is held before its commit. */
+  private ackWaitMs(): number {
+    const p = this.config.pipeline;
+    return Math.max(600_000, 3 * (this.maxWindowMs + p.allowedLateness + p.maxOutOfOrderness + p.idleTimeout));
+  }
+
+  /** (Re)creates the durable consumer at `fromSeq` and starts the source loop on it. */
+  private async openConsumer(fromSeq: number): Promise<void> {
+    const { consumer, pending } = await resetConsumer(this.nc, this.js, this.names, fromSeq, this.ackWaitMs(), this.log);
+    this.gen++;
+    this.loopStop = false;
+    this.lastPending = pending;
+    this.lastMsgAt = Date.now();
+    const messages = await consumer.consume({ max_messages: this.config.fetch.batch * 4 });
+    this.messages = messages;
+    this.loopDone = this.consumeLoop(messages).catch((err) => this.die(err));
+    // The client keeps pulling through NATS restarts by itself, but a consumer or stream that
+    // was deleted is only reported: position again (recreating what is missing).
+    void (async () => {
+      for await (const st of messages.status()) {
+        if (st.type === 'consumer_deleted' || st.type === 'consumer_not_found' || st.type === 'stream_not_found') {
+          void this.reposition(`JetStream reports ${st.type}`);
+          break;
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  /** Tracks the NATS connection: readiness follows it, and a reconnect positions the consumer again. */
+  private watchConnection(): void {
+    void (async () => {
+      for await (const st of this.nc.status()) {
+        if (st.type === 'disconnect') {
+          if (this.natsConnected) this.log.warn({ server: st.server }, 'NATS connection lost; reconnecting (not ready meanwhile)');
+          this.natsConnected = false;
+        } else if (st.type === 'reconnect') {
+          this.natsConnected = true;
+          this.log.info({ server: st.server }, 'NATS reconnected');
+          void this.reposition('NATS reconnected');
+        }
+      }
+    })().catch(() => undefined);
+  }
+
+  /**
+   * Stops the source loop and creates the consumer again right after the last message
+   * processed (the engine owns its position). After a NATS restart or a network blip this
+   * closes any gap of messages the server counted as delivered that never arrived (they would
+   * come back only after ack_wait); if the event stream vanished, it is recreated (loudly) and
+   * read from its start. Retried with back-off until it works or the engine stops.
+   */
+  private reposition(reason: string): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    if (this.repositioning) {
+      this.repositionAgain = true;
+      return this.repositioning;
+    }
+    const run = async () => {
+      do {
+        this.repositionAgain = false;
+        this.log.warn({ reason, lastSeq: this.counters.lastSeq }, 'positioning the consumer again after the last message processed');
+        this.loopStop = true;
+        this.messages?.stop();
+        this.wakeRoomWaiters();
+        await this.loopDone;
+        for (let attempt = 0; !this.stopping; attempt++) {
+          try {
+            const id = await this.ensureStreamsNow();
+            if (id !== this.streamId) this.newEpoch(id);
+            if (this.stopping) break;
+            await this.openConsumer(this.counters.lastSeq + 1);
+            this.counters.repositions++;
+            break;
+          } catch (err) {
+            const wait = Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
+            this.log.warn({ err: (err as Error).message, attempt, retryInMs: wait }, 'cannot position the consumer yet; retrying');
+            await sleep(wait);
+          }
+        }
+      } while (this.repositionAgain && !this.stopping);
+    };
+    this.repositioning = run().finally(() => (this.repositioning = null));
+    return this.repositioning;
+  }
+
+  /**
+   * Makes sure the event and dead-letter streams and the checkpoint bucket exist, recreating a
+   * missing one loudly. Returns the event stream's identity (creation time).
+   */
+  private async ensureStreamsNow(): Promise<string> {
+    const streams = await ensureStreams(this.jsm, this.names, this.log, true);
+    try {
+      await this.jsm.streams.info(`KV_${CHECKPOINT_BUCKET}`);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      this.log.error(`checkpoint bucket ${CHECKPOINT_BUCKET} vanished: recreating it (the next commit writes the checkpoint again)`);
+      this.checkpoints = await CheckpointStore.open(this.js, this.names.consumer);
+    }
+    return streams.events.created;
+  }
+
+  /**
+   * The event stream was deleted and created again (by us or anyone): a new epoch. Its
+   * sequences count from 1, so the position restarts at 0; batches of the old stream still in
+   * flight are committed without an ack (their consumer is gone). Only with the source loop
+   * stopped.
+   */
+  private newEpoch(streamId: string): void {
+    this.counters.streamsRecreated++;
+    this.log.error(
+      { stream: this.names.events, was: this.streamId, now: streamId, lastSeq: this.counters.lastSeq },
+      `stream ${this.names.events} is not the one the engine was reading (deleted and created again): reading the new one from its start`,
+    );
+    this.streamId = streamId;
+    this.counters.lastSeq = 0;
+    this.counters.committedSeq = 0;
+    for (const r of this.queue) {
+      r.lastSeq = 0;
+      r.lastMsg = null;
+    }
+  }
+
+  /** Periodic check that the streams still exist (a missing one is recreated); a new event stream repositions the consumer. */
+  private async checkStreams(): Promise<void> {
+    if (this.stopping || this.repositioning || this.checkingStreams || !this.natsConnected) return;
+    this.checkingStreams = true;
+    try {
+      const id = await this.ensureStreamsNow();
+      if (id !== this.streamId) void this.reposition(`stream ${this.names.events} vanished or was replaced`);
+    } catch (err) {
+      // NATS away or slow: the next check, or the reconnect, handles it.
+      this.log.warn({ err: (err as Error).message }, 'stream check failed; will retry');
+    } finally {
+      this.checkingStreams = false;
+    }
   }
 
   private die(err: Error) {
@@ -205,7 +400,7 @@ export class Engine {
       };
       const worker = new Worker(url, { workerData: init });
       let resolveStopped!: () => void;
-      const slot: WorkerSlot = { worker, flushedWm: wm0, inflight: 0, pendingRows: 0, wake: null, stopped: new Promise((r) => (resolveStopped = r)) };
+      const slot: WorkerSlot = { worker, flushedWm: wm0, inflight: 0, pendingRows: 0, writeFailing: false, stopped: new Promise((r) => (resolveStopped = r)) };
       ready.push(
         new Promise((resolve, reject) => {
           worker.on('message', (m: WorkerToMain) => {
@@ -236,14 +431,15 @@ export class Engine {
         const rec = this.recordById.get(m.id);
         if (rec) rec.workersPending--;
         this.counters.lastBatchDoneAt = Date.now();
-        this.wakeIfRoom(slot);
+        this.wakeRoomWaiters();
         break;
       }
       case 'flushed':
         if (m.wm > slot.flushedWm) slot.flushedWm = m.wm;
-        slot.pendingRows = 0;
+        slot.pendingRows = m.pendingRows;
+        slot.writeFailing = false;
         this.counters.rowsWritten += m.rows;
-        this.wakeIfRoom(slot);
+        this.wakeRoomWaiters();
         break;
       case 'results':
         this.onResults(m.results);
@@ -251,6 +447,7 @@ export class Engine {
       case 'flushFailed':
         this.counters.flushFailures++;
         slot.pendingRows = m.pendingRows;
+        slot.writeFailing = true;
         break;
       case 'log':
         this.log[m.level]({ worker: this.workers.indexOf(slot) }, m.msg);
@@ -307,20 +504,39 @@ export class Engine {
     }, 1000);
   }
 
-  private wakeIfRoom(slot: WorkerSlot) {
-    if (slot.wake && slot.inflight < MAX_INFLIGHT_BATCHES && slot.pendingRows < MAX_PENDING_ROWS) {
-      const w = slot.wake;
-      slot.wake = null;
-      w();
-    }
+  private wakeRoomWaiters() {
+    if (this.roomWaiters.length === 0) return;
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of w) wake();
   }
 
-  /** Back-pressure: waits while any worker is busy or cannot write (QuestDB down): we stop pulling, we never drop. */
+  /** Room to hand the workers another batch: none is swamped, and QuestDB holds back fewer rows than the bound. */
+  private hasRoom(): boolean {
+    for (const slot of this.workers) if (slot.inflight >= MAX_INFLIGHT_BATCHES) return false;
+    return this.pendingRows() < this.config.sink.maxPendingRows;
+  }
+
+  /**
+   * Back-pressure: waits while a worker is swamped or QuestDB holds back `sink.maxPendingRows`
+   * rows (it is down or slow). The source then stops iterating, so the client stops pulling (it
+   * pulls only as messages are taken): events wait in JetStream, never dropped. A reposition or
+   * a stop ends the wait.
+   */
   private async waitForRoom(): Promise<void> {
-    for (const slot of this.workers) {
-      while (slot.inflight >= MAX_INFLIGHT_BATCHES || slot.pendingRows >= MAX_PENDING_ROWS) {
-        await new Promise<void>((r) => (slot.wake = r));
-      }
+    if (this.hasRoom()) return;
+    const rowsFull = this.pendingRows() >= this.config.sink.maxPendingRows;
+    if (rowsFull) {
+      this.pausedSince = Date.now();
+      this.counters.backpressurePauses++;
+      this.log.warn({ pendingRows: this.pendingRows(), maxPendingRows: this.config.sink.maxPendingRows }, 'QuestDB is not taking rows: the buffer is full, stopped fetching events (back-pressure)');
+    }
+    while (!this.hasRoom() && !this.stopping && !this.loopStop) await new Promise<void>((r) => this.roomWaiters.push(r));
+    if (rowsFull) {
+      const ms = Date.now() - this.pausedSince;
+      this.counters.backpressureMs += ms;
+      this.pausedSince = 0;
+      this.log.info({ pausedMs: ms, pendingRows: this.pendingRows() }, 'fetching events again');
     }
   }
 
@@ -338,7 +554,8 @@ export class Engine {
     };
     for await (const msg of messages) {
       batch.push(msg);
-      if (batch.length >= max) {
+      if (batch.length >= max || !this.hasRoom()) {
+        // A full batch, or no room: hand over what we have, then take no more until there is room.
         flushNow();
         await this.waitForRoom();
       } else if (!scheduled) {
@@ -352,7 +569,7 @@ export class Engine {
           }, this.config.fetch.lingerMs),
         );
       }
-      if (this.stopping) break;
+      if (this.stopping || this.loopStop) break;
     }
     await flushPromise;
     flushNow();
@@ -427,6 +644,7 @@ export class Engine {
       id: this.nextRecordId++,
       lastSeq: this.counters.lastSeq,
       lastMsg,
+      gen: this.gen,
       maxFinal,
       wmNext: wmAfter,
       workersPending: W,
@@ -459,7 +677,36 @@ export class Engine {
     h.set('Weir-Source-Subject', headerSafe(msg.subject));
     h.set('Weir-Source-Seq', String(msg.seq));
     if (index >= 0) h.set('Weir-Index', String(index));
-    return this.js.publish(`weir.dlq.${metric}`, raw, { headers: h, msgID: `dlq:${msg.seq}:${index}` });
+    return this.publishDurably(`weir.dlq.${metric}`, raw, { headers: h, msgID: `dlq:${msg.seq}:${index}${this.epochTag()}` });
+  }
+
+  /**
+   * Nats-Msg-Id suffix naming the event stream (its creation time), so that the dead letters of
+   * a recreated stream, whose sequences start at 1 again, are not taken for duplicates of the
+   * old one's.
+   */
+  private epochTag(): string {
+    const t = Date.parse(this.streamId);
+    return Number.isFinite(t) ? `@${t.toString(36)}` : '';
+  }
+
+  /**
+   * A dead-letter or late-event publish, retried until JetStream stores it (NATS restarting,
+   * the dead-letter stream being recreated): the message's batch is not committed before, and
+   * Nats-Msg-Id makes a retry of a publish that was in fact stored a no-op. Gives up only when
+   * the engine stops (the batch is then uncommitted and replayed on restart).
+   */
+  private async publishDurably(subject: string, data: string, opts: { headers: ReturnType<typeof headers>; msgID: string }): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.js.publish(subject, data, opts);
+      } catch (err) {
+        if (this.stopping) throw err;
+        if (attempt % 20 === 0) this.log.warn({ subject, err: (err as Error).message, attempt }, 'dead-letter publish failed; retrying');
+        if (isNotFound(err) || /no responders/i.test((err as Error).message)) void this.checkStreams();
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+      }
+    }
   }
 
   private publishLate(metric: string, msg: JsMsg, index: number, event: { key: string; value: number; ts: number }, wm: number): Promise<unknown> {
@@ -467,7 +714,7 @@ export class Engine {
     h.set('Weir-Reason', `event time ${new Date(event.ts).toISOString()} is past allowed lateness (watermark ${new Date(wm).toISOString()})`);
     h.set('Weir-Source-Seq', String(msg.seq));
     h.set('Weir-Index', String(index));
-    return this.js.publish(`weir.late.${metric}`, JSON.stringify(event), { headers: h, msgID: `late:${msg.seq}:${index}` });
+    return this.publishDurably(`weir.late.${metric}`, JSON.stringify(event), { headers: h, msgID: `late:${msg.seq}:${index}${this.epochTag()}` });
   }
 
   /** Advances the watermark with processing time once the stream is drained and quiet. */
@@ -484,34 +731,42 @@ export class Engine {
     for (const slot of this.workers) slot.worker.postMessage({ t: 'advance', wm } satisfies MainToWorker);
   }
 
-  /** Commits the longest prefix of batches whose windows are final and flushed: checkpoint first, then AckAll. */
+  /**
+   * Commits the longest prefix of batches whose windows are final and flushed: checkpoint first,
+   * then AckAll. The batches leave the queue only once the checkpoint is saved: a failed save
+   * (NATS away) leaves them to the next attempt.
+   */
   commit(): Promise<void> {
     if (this.committing) return this.committing;
     const run = async () => {
       try {
         const flushed = Math.min(...this.workers.map((w) => w.flushedWm));
-        let last: PendingRecord | null = null;
-        while (this.queue.length) {
-          const r = this.queue[0];
+        let k = 0;
+        while (k < this.queue.length) {
+          const r = this.queue[k];
           if (r.workersPending > 0 || r.publishesPending > 0 || r.failed || r.maxFinal > flushed) break;
-          last = this.queue.shift()!;
-          this.recordById.delete(last.id);
+          k++;
         }
-        if (last) {
-          await this.checkpoints.save({ seq: last.lastSeq, wm: last.wmNext, at: new Date().toISOString() });
-          this.storedWm = last.wmNext;
-          this.counters.committedSeq = last.lastSeq;
+        const stream = this.streamId;
+        if (k > 0) {
+          const last = this.queue[k - 1];
+          const seq = last.lastSeq;
+          const wm = last.wmNext;
+          await this.checkpoints.save({ seq, wm, at: new Date().toISOString(), stream });
+          for (const r of this.queue.splice(0, k)) this.recordById.delete(r.id);
+          this.storedWm = wm;
           this.counters.commits++;
-          last.lastMsg.ack();
+          if (stream === this.streamId) this.counters.committedSeq = seq;
+          if (last.lastMsg && last.gen === this.gen && this.natsConnected) last.lastMsg.ack();
         } else if (this.queue.length === 0 && this.watermark.value > this.storedWm && this.watermark.value <= flushed) {
           // Everything is committed and the watermark moved with the clock: record it, so a
           // restart judges lateness exactly as this run did.
           const wm = this.watermark.value;
-          await this.checkpoints.save({ seq: this.counters.committedSeq, wm, at: new Date().toISOString() });
+          await this.checkpoints.save({ seq: this.counters.committedSeq, wm, at: new Date().toISOString(), stream });
           this.storedWm = wm;
         }
       } catch (err) {
-        this.log.warn({ err }, 'commit failed, will retry');
+        this.log.warn({ err: (err as Error).message }, 'commit failed, will retry');
       }
     };
     // .finally runs after the assignment even when run() never awaits.
@@ -525,6 +780,9 @@ export class Engine {
     this.stopping = true;
     if (this.idleTimer) clearInterval(this.idleTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.streamTimer) clearInterval(this.streamTimer);
+    this.wakeRoomWaiters();
+    await this.repositioning;
     this.messages?.stop();
     await this.loopDone;
     for (const slot of this.workers) slot.worker.postMessage({ t: 'stop' } satisfies MainToWorker);
@@ -539,6 +797,10 @@ export class Engine {
   }
 }
 
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 function headerSafe(s: string): string {
   return s.replace(/[\r\n\u0000]/g, ' ').slice(0, 1024);

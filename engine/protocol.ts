@@ -30,7 +30,7 @@ export type MainToWorker =
 export type WorkerToMain =
   | { t: 'ready' }
   | { t: 'done'; id: number; assigned: number; late: Record<string, number>; pendingRows: number }
-  | { t: 'flushed'; wm: number; rows: number }
+  | { t: 'flushed'; wm: number; rows: number; pendingRows: number }
   | { t: 'results'; results: WorkerResult[] }
   | { t: 'flushFailed'; pendingRows: number; error: string }
   | { t: 'log'; level: 'info' | 'warn' | 'error'; msg: string }

@@ -9,6 +9,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
   type Consumer,
+  type StreamInfo,
 } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -25,22 +26,47 @@ export interface StreamNames {
 const NANOS = 1_000_000;
 export const CHECKPOINT_BUCKET = 'WEIR_CHECKPOINTS';
 
-/** Creates the event and dead-letter streams if they are missing (never changes existing ones). */
-export async function ensureStreams(jsm: JetStreamManager, names: StreamNames, log: Logger): Promise<void> {
+export interface StreamsState {
+  /** The event stream as it is now. */
+  events: StreamInfo;
+  /** Names of the streams that were missing and have just been created. */
+  created: string[];
+}
+
+/**
+ * Creates the event and dead-letter streams if they are missing (never changes existing ones).
+ * `expected`: the engine knew these streams (it ran on them, or holds a checkpoint of them), so
+ * a missing one vanished: it is recreated with a loud (error) log line, since whatever it held
+ * is gone.
+ */
+export async function ensureStreams(jsm: JetStreamManager, names: StreamNames, log: Logger, expected = false): Promise<StreamsState> {
   const want = [
     { name: names.events, subjects: names.eventSubjects, max_age: names.maxAgeMs * NANOS },
     // Dead letters and late events are kept durably (invariant 1), deduplicated on replay by Nats-Msg-Id.
     { name: names.deadLetter, subjects: ['weir.dlq.>', 'weir.late.>'], max_age: names.maxAgeMs * NANOS, duplicate_window: 120_000 * NANOS },
   ];
+  const created: string[] = [];
+  let events: StreamInfo | null = null;
   for (const cfg of want) {
+    let info: StreamInfo;
     try {
-      await jsm.streams.info(cfg.name);
+      info = await jsm.streams.info(cfg.name);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await jsm.streams.add(cfg);
-      log.warn({ stream: cfg.name, subjects: cfg.subjects }, 'created JetStream stream');
+      info = await jsm.streams.add(cfg);
+      created.push(cfg.name);
+      if (!expected) log.warn({ stream: cfg.name, subjects: cfg.subjects }, 'created JetStream stream');
+      else if (cfg.name === names.events)
+        log.error(
+          { stream: cfg.name, subjects: cfg.subjects },
+          `JetStream stream ${cfg.name} vanished: RECREATED IT EMPTY. Events published while it was missing were refused by JetStream and ` +
+            'events it held but the engine had not yet committed are lost; the engine now reads the new stream from its start',
+        );
+      else log.error({ stream: cfg.name, subjects: cfg.subjects }, `JetStream stream ${cfg.name} vanished: RECREATED IT EMPTY. The dead letters and late events it held are gone`);
     }
+    if (cfg.name === names.events) events = info;
   }
+  return { events: events!, created };
 }
 
 export function isNotFound(err: unknown): boolean {
@@ -55,6 +81,21 @@ export interface Checkpoint {
   /** The watermark in force right before seq + 1 was processed. */
   wm: number;
   at: string;
+  /**
+   * Creation time of the event stream `seq` counts in (StreamInfo.created). A stream deleted and
+   * created again counts from 1 again: a checkpoint of another stream says nothing about this one.
+   */
+  stream?: string;
+}
+
+/**
+ * Whether a checkpoint's position applies to the event stream as it is now. A checkpoint without
+ * the stream's identity (written before it was recorded) applies unless the stream is shorter
+ * than its position.
+ */
+export function checkpointApplies(ck: Checkpoint, events: StreamInfo): boolean {
+  if (ck.stream !== undefined) return ck.stream === events.created;
+  return ck.seq <= events.state.last_seq;
 }
 
 export class CheckpointStore {
@@ -72,7 +113,7 @@ export class CheckpointStore {
     const e = await this.kv.get(this.key);
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return null;
     const c = e.json<Checkpoint>();
-    if (!Number.isInteger(c.seq) || c.seq < 0 || typeof c.wm !== 'number') throw new Error(`checkpoint ${this.key} is malformed: ${e.string()}`);
+    if (!Number.isInteger(c.seq) || c.seq < 0 || typeof c.wm !== 'number' || (c.stream !== undefined && typeof c.stream !== 'string')) throw new Error(`checkpoint ${this.key} is malformed: ${e.string()}`);
     return c;
   }
 

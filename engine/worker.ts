@@ -119,21 +119,32 @@ function toRow(e: WindowEmission<SummaryResult>) {
   return { ...e.result, table: tableOf.get(e.window)!, ts: e.start, metric, key };
 }
 
+/**
+ * A flush QuestDB has not answered for this long is reported as failing (health, /readyz), while
+ * it goes on: the ILP client retries a refused connection until QuestDB is back, without end.
+ */
+const FLUSH_STALL_MS = 5000;
+
 /** Flushes rows to QuestDB; on success reports the watermark the flush covers. */
 function flush(): Promise<void> {
   if (flushing) return flushing;
   const covers = emittedWm;
+  const fail = (msg: string) => {
+    if (msg !== lastError) post({ t: 'log', level: 'warn', msg: `QuestDB write failed, will retry: ${msg}` });
+    lastError = msg;
+    post({ t: 'flushFailed', pendingRows: writer.pending, error: msg });
+  };
   const run = async () => {
+    const stall = setTimeout(() => fail(`no answer from QuestDB for ${FLUSH_STALL_MS / 1000} s (rows kept, the write goes on)`), FLUSH_STALL_MS);
     try {
       const n = await writer.flush();
       if (lastError) post({ t: 'log', level: 'info', msg: 'QuestDB writes resumed' });
       lastError = '';
-      post({ t: 'flushed', wm: covers, rows: n });
+      post({ t: 'flushed', wm: covers, rows: n, pendingRows: writer.pending });
     } catch (err) {
-      const msg = (err as Error).message;
-      if (msg !== lastError) post({ t: 'log', level: 'warn', msg: `QuestDB write failed, will retry: ${msg}` });
-      lastError = msg;
-      post({ t: 'flushFailed', pendingRows: writer.pending, error: msg });
+      fail((err as Error).message);
+    } finally {
+      clearTimeout(stall);
     }
   };
   flushing = run().finally(() => (flushing = null));

@@ -50,6 +50,8 @@ export function ilpConfig(httpBase: string): string {
 export class WindowRowWriter {
   /** Keyed by the window's identity, so a correction replaces the row it corrects before it is sent. */
   private rows = new Map<string, WindowRow>();
+  /** Rows of the flush in progress: still unacknowledged by QuestDB, so still counted as pending. */
+  private inFlight = 0;
   private constructor(private readonly sender: Sender) {}
 
   static async open(httpBase: string): Promise<WindowRowWriter> {
@@ -60,8 +62,9 @@ export class WindowRowWriter {
     this.rows.set(`${row.table}\u0000${row.ts}\u0000${row.metric}\u0000${row.key}`, row);
   }
 
+  /** Rows QuestDB has not acknowledged: those waiting for a flush and those of the flush in progress (the back-pressure bound counts them). */
   get pending(): number {
-    return this.rows.size;
+    return this.rows.size + this.inFlight;
   }
 
   /** Writes every row added so far; on failure keeps them for the next attempt and rethrows. */
@@ -69,6 +72,7 @@ export class WindowRowWriter {
     if (this.rows.size === 0) return 0;
     const batch = this.rows;
     this.rows = new Map();
+    this.inFlight = batch.size;
     try {
       for (const r of batch.values()) {
         this.sender.table(r.table).symbol('metric', r.metric).symbol('key', r.key).intColumn('count', r.count);
@@ -84,8 +88,10 @@ export class WindowRowWriter {
         await this.sender.at(r.ts, 'ms');
       }
       await this.sender.flush();
+      this.inFlight = 0;
       return batch.size;
     } catch (err) {
+      this.inFlight = 0;
       this.sender.reset();
       // Rows added while the flush ran are newer than the failed ones: keep them.
       for (const [id, row] of this.rows) batch.set(id, row);

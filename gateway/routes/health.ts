@@ -58,6 +58,11 @@ function registerEngineMetrics(registry: client.Registry, engine: import('../../
   gauge('weir_first_message_timestamp_ms', 'Wall time the first message of this run was processed', () => c.firstMessageAt);
   gauge('weir_last_batch_done_timestamp_ms', 'Wall time the workers finished the latest batch', () => c.lastBatchDoneAt);
   gauge('weir_consumer_lag_messages', 'Messages in the stream not yet delivered to the engine', () => engine.health().lagMessages);
+  gauge('weir_sink_pending_rows', 'Window rows QuestDB has not acknowledged yet (bounded by sink.maxPendingRows)', () => engine.pendingRows());
+  gauge('weir_backpressure_active', '1 while the engine has stopped fetching because QuestDB holds back sink.maxPendingRows rows', () => (engine.health().backpressure ? 1 : 0));
+  counter('weir_backpressure_seconds_total', 'Time the engine spent stopped by back-pressure', () => engine.backpressureSeconds());
+  counter('weir_consumer_repositions_total', 'Consumer recreated after the last processed message (NATS reconnect, vanished stream)', () => c.repositions);
+  counter('weir_streams_recreated_total', 'Event stream found deleted or replaced (recreated, read from its start)', () => c.streamsRecreated);
   const lateByWindow = new client.Counter({
     name: 'weir_window_late_total',
     help: '(event, window) pairs dropped as too late for that window',
