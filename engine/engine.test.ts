@@ -1,7 +1,7 @@
 /**
  * The engine's commit rule, without servers: a failed checkpoint save keeps the batches for the
- * next attempt; a commit records the stream it counts in; acks go only to the consumer the
- * message came from.
+ * next attempt; a commit records which windows are complete in QuestDB (`durable`) and the
+ * stream it counts in; acks go only to the consumer the message came from.
  */
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
@@ -64,7 +64,7 @@ describe('Engine.commit', () => {
     await e.commit();
     expect(queue().map((r) => r.id)).toEqual([3]);
     expect(saved).toHaveLength(1);
-    expect(saved[0]).toMatchObject({ seq: 20, wm: 45_000, stream: '2026-11-23T10:00:00.000000001Z' });
+    expect(saved[0]).toMatchObject({ seq: 20, wm: 45_000, durable: 100_000, stream: '2026-11-23T10:00:00.000000001Z' });
     expect(acks).toEqual([20]);
     expect(e.counters.committedSeq).toBe(20);
   });
@@ -75,6 +75,14 @@ describe('Engine.commit', () => {
     await e.commit();
     expect(acks).toEqual([]);
     expect(e.counters.committedSeq).toBe(10);
+  });
+
+  it('never lowers durable below what the checkpoint it restored had', async () => {
+    const saved: Checkpoint[] = [];
+    const { e } = engineWith({ flushedWm: 100_000, records: [rec(1, 10, 90_000, [])], save: async (c) => void saved.push(c) });
+    (e as unknown as { durable: number }).durable = 250_000;
+    await e.commit();
+    expect(saved[0].durable).toBe(250_000);
   });
 });
 

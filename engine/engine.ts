@@ -40,6 +40,8 @@ export interface EngineCounters {
   rowsWritten: number;
   /** Redeliveries within one run, skipped because the message was already processed. */
   duplicatesSkipped: number;
+  /** (event, window) pairs replayed after a restart for windows already complete in QuestDB, skipped (see `durable`). */
+  replaySkipped: number;
   commits: number;
   committedSeq: number;
   lastSeq: number;
@@ -96,6 +98,7 @@ export class Engine {
     assigned: 0,
     rowsWritten: 0,
     duplicatesSkipped: 0,
+    replaySkipped: 0,
     commits: 0,
     committedSeq: 0,
     lastSeq: 0,
@@ -134,6 +137,14 @@ export class Engine {
   private recordById = new Map<number, PendingRecord>();
   private nextRecordId = 1;
   private storedWm = -Infinity;
+  /**
+   * Windows whose final time (end + allowed lateness) is at or before this are complete in
+   * QuestDB (from the checkpoint, then from every commit). After a restart, a replayed event for
+   * such a window was taken into it by the run before: it is skipped for that window, neither
+   * added again to a rebuilt, partial window (which would replace the complete row) nor counted
+   * late.
+   */
+  private durable = -Infinity;
   private messages: ConsumerMessages | null = null;
   private loopDone: Promise<void> = Promise.resolve();
   private commitTimer: NodeJS.Timeout | null = null;
@@ -224,6 +235,7 @@ export class Engine {
     }
     const wm0 = ck && ck.wm > -1e299 ? ck.wm : -Infinity;
     this.storedWm = wm0;
+    this.durable = ck?.durable !== undefined && ck.durable > -1e299 ? ck.durable : -Infinity;
     this.counters.committedSeq = ck?.seq ?? 0;
     this.counters.lastSeq = ck?.seq ?? 0;
     this.watermark = new Watermark({ maxOutOfOrdernessMs: cfg.pipeline.maxOutOfOrderness, idleTimeoutMs: cfg.pipeline.idleTimeout }, wm0);
@@ -427,6 +439,7 @@ export class Engine {
         slot.inflight--;
         slot.pendingRows = m.pendingRows;
         this.counters.assigned += m.assigned;
+        this.counters.replaySkipped += m.replaySkipped;
         for (const [w, n] of Object.entries(m.late)) this.counters.lateByWindow[w] = (this.counters.lateByWindow[w] ?? 0) + n;
         const rec = this.recordById.get(m.id);
         if (rec) rec.workersPending--;
@@ -584,6 +597,7 @@ export class Engine {
     const tss: number[][] = Array.from({ length: W }, () => []);
     const vals: number[][] = Array.from({ length: W }, () => []);
     const wmBefore = this.watermark.value;
+    const durable = this.durable;
     const windows = cfg.pipeline.windows;
     const lateness = cfg.pipeline.allowedLateness;
     let maxTs = -Infinity;
@@ -605,8 +619,13 @@ export class Engine {
           publishes.push(this.publishLate(metric, current, i, { key, value, ts }, wmBefore));
           return;
         }
-        if (final > maxFinal) maxFinal = final;
         if (ts > maxTs) maxTs = ts;
+        if (final <= durable) {
+          // Replayed, and every window of it is already complete in QuestDB with it.
+          this.counters.replaySkipped += windows.length;
+          return;
+        }
+        if (final > maxFinal) maxFinal = final;
         const s = metric + '\u0001' + key;
         const p = W === 1 ? 0 : partitionOf(s, W);
         series[p].push(s);
@@ -664,7 +683,7 @@ export class Engine {
     for (let p = 0; p < W; p++) {
       const ts = Float64Array.from(tss[p]);
       const values = Float64Array.from(vals[p]);
-      const m: MainToWorker = { t: 'batch', id: rec.id, series: series[p], ts, values, wmBefore, wmAfter };
+      const m: MainToWorker = { t: 'batch', id: rec.id, series: series[p], ts, values, wmBefore, wmAfter, ...(durable > wmBefore ? { durable } : {}) };
       this.workers[p].inflight++;
       this.workers[p].worker.postMessage(m, [ts.buffer, values.buffer]);
     }
@@ -748,13 +767,16 @@ export class Engine {
           k++;
         }
         const stream = this.streamId;
+        // Every window final at `flushed` is complete in QuestDB (later events for it are late).
+        const durable = Math.max(this.durable, flushed);
         if (k > 0) {
           const last = this.queue[k - 1];
           const seq = last.lastSeq;
           const wm = last.wmNext;
-          await this.checkpoints.save({ seq, wm, at: new Date().toISOString(), stream });
+          await this.checkpoints.save({ seq, wm, durable, at: new Date().toISOString(), stream });
           for (const r of this.queue.splice(0, k)) this.recordById.delete(r.id);
           this.storedWm = wm;
+          this.durable = durable;
           this.counters.commits++;
           if (stream === this.streamId) this.counters.committedSeq = seq;
           if (last.lastMsg && last.gen === this.gen && this.natsConnected) last.lastMsg.ack();
@@ -762,8 +784,9 @@ export class Engine {
           // Everything is committed and the watermark moved with the clock: record it, so a
           // restart judges lateness exactly as this run did.
           const wm = this.watermark.value;
-          await this.checkpoints.save({ seq: this.counters.committedSeq, wm, at: new Date().toISOString(), stream });
+          await this.checkpoints.save({ seq: this.counters.committedSeq, wm, durable, at: new Date().toISOString(), stream });
           this.storedWm = wm;
+          this.durable = durable;
         }
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'commit failed, will retry');

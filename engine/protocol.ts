@@ -23,13 +23,17 @@ export interface WorkerInit {
 export type WorkerResult = LiveResult;
 
 export type MainToWorker =
-  | { t: 'batch'; id: number; series: string[]; ts: Float64Array; values: Float64Array; wmBefore: number; wmAfter: number }
+  /**
+   * `durable` (only when above wmBefore, after a restart): windows final at or before it are
+   * complete in QuestDB; the worker skips the batch's events for them, without counting them late.
+   */
+  | { t: 'batch'; id: number; series: string[]; ts: Float64Array; values: Float64Array; wmBefore: number; wmAfter: number; durable?: number }
   | { t: 'advance'; wm: number }
   | { t: 'stop' };
 
 export type WorkerToMain =
   | { t: 'ready' }
-  | { t: 'done'; id: number; assigned: number; late: Record<string, number>; pendingRows: number }
+  | { t: 'done'; id: number; assigned: number; late: Record<string, number>; replaySkipped: number; pendingRows: number }
   | { t: 'flushed'; wm: number; rows: number; pendingRows: number }
   | { t: 'results'; results: WorkerResult[] }
   | { t: 'flushFailed'; pendingRows: number; error: string }

@@ -80,6 +80,12 @@ export interface Checkpoint {
   seq: number;
   /** The watermark in force right before seq + 1 was processed. */
   wm: number;
+  /**
+   * Every window whose final time (end + allowed lateness) is at or before this is complete in
+   * QuestDB: the workers' flushed watermark at the commit. Replayed events of such windows are
+   * skipped for them (they are in the row already). Absent in checkpoints written before it.
+   */
+  durable?: number;
   at: string;
   /**
    * Creation time of the event stream `seq` counts in (StreamInfo.created). A stream deleted and
@@ -113,12 +119,13 @@ export class CheckpointStore {
     const e = await this.kv.get(this.key);
     if (!e || e.operation !== 'PUT' || e.value.length === 0) return null;
     const c = e.json<Checkpoint>();
-    if (!Number.isInteger(c.seq) || c.seq < 0 || typeof c.wm !== 'number' || (c.stream !== undefined && typeof c.stream !== 'string')) throw new Error(`checkpoint ${this.key} is malformed: ${e.string()}`);
+    if (!Number.isInteger(c.seq) || c.seq < 0 || typeof c.wm !== 'number' || (c.stream !== undefined && typeof c.stream !== 'string') || (c.durable !== undefined && typeof c.durable !== 'number')) throw new Error(`checkpoint ${this.key} is malformed: ${e.string()}`);
     return c;
   }
 
   async save(c: Checkpoint): Promise<void> {
-    await this.kv.put(this.key, JSON.stringify({ ...c, wm: Number.isFinite(c.wm) ? c.wm : -1e300 }));
+    const fin = (v: number) => (Number.isFinite(v) ? v : -1e300);
+    await this.kv.put(this.key, JSON.stringify({ ...c, wm: fin(c.wm), ...(c.durable !== undefined ? { durable: fin(c.durable) } : {}) }));
   }
 }
 

@@ -10,6 +10,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Subject } from 'rxjs';
 import { summaryAggregator, summaryFigures, type SummaryFigures, type SummaryResult } from '../operators/aggregates/summary.js';
 import { tumblingWindows, type EventBatch, type WindowEmission } from '../operators/windows/tumbling.js';
+import { tumblingStart } from '../operators/windows/assign.js';
 import { WindowRowWriter } from './sink/questdb.js';
 import type { MainToWorker, WorkerInit, WorkerResult, WorkerToMain } from './protocol.js';
 import { resultSubject } from './subjects.js';
@@ -114,6 +115,20 @@ function publishResult(e: WindowEmission<SummaryFigures>, final: boolean, now: n
   return out;
 }
 
+/** Per window: events of the batch whose window is final after `wmBefore` but at or before `durable` (complete in QuestDB). */
+function durableSkips(ts: Float64Array, wmBefore: number, durable: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const w of init.windows) {
+    let n = 0;
+    for (let i = 0; i < ts.length; i++) {
+      const final = tumblingStart(ts[i], w.sizeMs) + w.sizeMs + init.allowedLatenessMs;
+      if (final > wmBefore && final <= durable) n++;
+    }
+    if (n) out[w.name] = n;
+  }
+  return out;
+}
+
 function toRow(e: WindowEmission<SummaryResult>) {
   const [metric, key] = splitSeries(e.series);
   return { ...e.result, table: tableOf.get(e.window)!, ts: e.start, metric, key };
@@ -161,9 +176,22 @@ const partialTimer =
 port.on('message', async (m: MainToWorker) => {
   switch (m.t) {
     case 'batch': {
-      batches$.next({ series: m.series, ts: m.ts, values: m.values, wmBefore: m.wmBefore, wmAfter: m.wmAfter });
+      // After a restart, windows final at or before m.durable are complete in QuestDB: judging
+      // lateness against it drops the replayed events of those windows (and only of those), which
+      // are then not counted late but skipped.
+      const skipped = m.durable !== undefined && m.durable > m.wmBefore ? durableSkips(m.ts, m.wmBefore, m.durable) : null;
+      const wmBefore = skipped ? m.durable! : m.wmBefore;
+      batches$.next({ series: m.series, ts: m.ts, values: m.values, wmBefore, wmAfter: m.wmAfter });
       if (m.wmAfter > emittedWm) emittedWm = m.wmAfter;
-      post({ t: 'done', id: m.id, assigned: lastStats.assigned, late: lastStats.late, pendingRows: writer.pending });
+      let replaySkipped = 0;
+      const late = { ...lastStats.late };
+      if (skipped)
+        for (const [w, n] of Object.entries(skipped)) {
+          replaySkipped += n;
+          late[w] = (late[w] ?? 0) - n;
+          if (late[w] === 0) delete late[w];
+        }
+      post({ t: 'done', id: m.id, assigned: lastStats.assigned, late, replaySkipped, pendingRows: writer.pending });
       break;
     }
     case 'advance': {

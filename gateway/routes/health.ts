@@ -53,6 +53,7 @@ function registerEngineMetrics(registry: client.Registry, engine: import('../../
   counter('weir_rows_written_total', 'Window rows written to QuestDB', () => c.rowsWritten);
   counter('weir_questdb_flush_failures_total', 'Failed QuestDB flushes (retried)', () => c.flushFailures);
   counter('weir_redeliveries_skipped_total', 'Redelivered messages skipped within one run', () => c.duplicatesSkipped);
+  counter('weir_replay_skipped_total', '(event, window) pairs replayed after a restart for windows already complete in QuestDB, skipped', () => c.replaySkipped);
   gauge('weir_watermark_ms', 'Current event-time watermark', () => (Number.isFinite(c.watermark) ? c.watermark : 0));
   gauge('weir_committed_sequence', 'Last stream sequence whose effects are durable', () => c.committedSeq);
   gauge('weir_first_message_timestamp_ms', 'Wall time the first message of this run was processed', () => c.firstMessageAt);
