@@ -32,7 +32,7 @@ export async function startEngine(stack: Stack, config: Record<string, unknown> 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'weir-engine-'));
   const cfgPath = path.join(dir, 'config.json');
   writeFileSync(cfgPath, JSON.stringify(config));
-  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/engine/main.js')], {
+  const proc = spawn(process.execPath, [process.env.WEIR_TEST_ENGINE_MAIN ?? path.join(ROOT, 'dist/engine/main.js')], {
     cwd: ROOT,
     env: { ...process.env, ...stack.env, WEIR_HTTP_PORT: String(port), WEIR_GRPC_PORT: String(grpcPort), WEIR_CONFIG: cfgPath, WEIR_LOG_LEVEL: 'info', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
