@@ -249,3 +249,39 @@ describe('PipelineRuntime debounce vs a model of the documented rules', () => {
     );
   });
 });
+
+describe('PipelineRuntime debounce of rolling and global windows (rows computed at the release)', () => {
+  it('the table ends as without debounce, and a key is released at most once per call', () => {
+    const shapes = fc.constantFrom<Pick<PipelineInput, 'window' | 'allowedLateness'>>(
+      { window: { type: 'rolling', pane: '10s', sizes: ['10s', '30s'] }, allowedLateness: '10s' },
+      { window: { type: 'rolling', pane: '5s', sizes: ['20s'] } },
+      { window: { type: 'global' } },
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(2000, 5000).chain((wait) => fc.tuple(fc.constant(wait), fc.constantFrom(undefined, 2 * wait), stepsArb(wait))),
+        shapes,
+        ([wait, maxWait, steps], shape) => {
+          const spec = { ...base, ...shape, name: 'dr' };
+          const plain = new PipelineRuntime(parsePipeline(spec));
+          const debounced = new PipelineRuntime(parsePipeline({ ...spec, debounce: { wait, maxWait } }));
+          const plainOut: PipelineResult[] = [];
+          const debouncedOut: PipelineResult[] = [];
+          const all = [...steps, { kind: 'tick', wm: lastWm(steps), now: lastNow(steps) + wait } as Step];
+          for (const s of all) {
+            plainOut.push(...call(plain, s).results);
+            const d = call(debounced, s).results;
+            debouncedOut.push(...d);
+            const ids = d.map(rowId);
+            expect(new Set(ids).size, `one row per (key, window, start) in a call`).toBe(ids.length);
+          }
+          expect(debounced.debounced!.waiting).toBe(0);
+          const strip = (t: Map<string, ReturnType<typeof content>>) => new Map([...t].map(([id, r]) => [id, { ...r, revision: undefined }]));
+          // Revisions count emissions, which the debounce saves; everything else must agree.
+          expect(strip(table(debouncedOut))).toEqual(strip(table(plainOut)));
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+});

@@ -24,6 +24,7 @@ import type { ViewResult } from '../live-view.js';
 import type { AlertEvent } from './sink.js';
 import { compositeAggregator, type Columns } from './composite.js';
 import type { PipelineSpec } from './spec.js';
+import { encodeNum, jsonDifference, SnapshotReader } from '../../operators/keyed/snapshot.js';
 
 /** A decoded event: the sample plus the event's own key (keyBy may replace it). */
 export interface KeyedSample extends Sample {
@@ -148,8 +149,15 @@ class WindowStage {
 
   /** The current rows of these keys' windows that changed since their last emission. */
   emitKeys(keys: Iterable<string>, sink: (r: Row) => void): void {
+    // A debounce release can happen in the middle of another emission (a watermark firing whose
+    // rows go to the debounce): the rest of that emission must still reach its own sink.
+    const outer = this.sink;
     this.sink = sink;
-    this.windows.emitKeys(keys, this.out);
+    try {
+      this.windows.emitKeys(keys, this.out);
+    } finally {
+      this.sink = outer;
+    }
   }
 
   tick(wm: number, now: number, sink: (r: Row) => void): void {
@@ -160,6 +168,17 @@ class WindowStage {
 
   get size() {
     return this.windows.size();
+  }
+
+  snapshot(): { windows: string; late: number } {
+    return { windows: this.windows.snapshot(), late: this.late };
+  }
+
+  restore(v: unknown, read: SnapshotReader): void {
+    const o = read.object(v, 'windows');
+    const late = read.count(o.late, 'windows.late');
+    read.within('windows', () => this.windows.restore(read.string(o.windows, 'windows.windows')));
+    this.late = late;
   }
 }
 
@@ -224,6 +243,67 @@ class DebounceStage {
   get waiting(): number {
     return this.held.size;
   }
+
+  snapshot(): unknown {
+    const held: unknown[] = [];
+    for (const [key, rows] of this.held) held.push([key, [...rows.values()].map(encodeRow)]);
+    return { gate: this.gate.snapshot(), held, offered: this.offered, recalculations: this.recalculations };
+  }
+
+  restore(v: unknown, read: SnapshotReader, windows: readonly string[]): void {
+    const o = read.object(v, 'debounce');
+    const offered = read.count(o.offered, 'debounce.offered');
+    const recalculations = read.count(o.recalculations, 'debounce.recalculations');
+    const held = new Map<string, Map<string, Row>>();
+    read.array(o.held, 'debounce.held').forEach((entry, i) => {
+      const where = `debounce.held[${i}]`;
+      const [key, rows] = read.array(entry, where, { min: 2, max: 2 });
+      const k = read.string(key, `${where}[0]`);
+      if (held.has(k)) read.fail(`${where}: key ${JSON.stringify(k)} appears twice`);
+      const byId = new Map<string, Row>();
+      read.array(rows, `${where}[1]`, { min: 1 }).forEach((r, j) => {
+        const row = decodeRow(r, read, `${where}[1][${j}]`, windows);
+        if (row.key !== k) read.fail(`${where}[1][${j}]: a row of key ${JSON.stringify(row.key)} held under ${JSON.stringify(k)}`);
+        if (byId.has(rowId(row))) read.fail(`${where}[1][${j}]: window ${row.window} at ${row.start} appears twice`);
+        byId.set(rowId(row), row);
+      });
+      held.set(k, byId);
+    });
+    read.within('debounce.gate', () => this.gate.restore(read.string(o.gate, 'debounce.gate')));
+    for (const [k, v] of held) this.held.set(k, v);
+    this.offered = offered;
+    this.recalculations = recalculations;
+  }
+}
+
+/** A row as JSON: [key, window, start, end, final, revision, superseded, columns]. */
+function encodeRow(r: Row): unknown[] {
+  const columns: Record<string, number | string | null> = {};
+  for (const c in r.columns) {
+    const v = r.columns[c];
+    columns[c] = v === null ? null : encodeNum(v);
+  }
+  return [r.key, r.window, encodeNum(r.start), encodeNum(r.end), r.final, r.revision, r.superseded, columns];
+}
+
+function decodeRow(v: unknown, read: SnapshotReader, where: string, windows: readonly string[]): Row {
+  const a = read.array(v, where, { min: 8, max: 8 });
+  const window = read.oneOf(a[1], windows, `${where}[1]`);
+  const revision = read.finite(a[5], `${where}[5]`);
+  if (!Number.isSafeInteger(revision) || revision < -1) read.fail(`${where}[5] must be a whole number >= -1, got ${revision}`);
+  const cols = read.object(a[7], `${where}[7]`);
+  const columns: Columns = {};
+  for (const c in cols) columns[c] = cols[c] === null ? null : read.number(cols[c], `${where}[7].${c}`);
+  return {
+    key: read.string(a[0], `${where}[0]`),
+    window,
+    start: read.finite(a[2], `${where}[2]`),
+    end: read.finite(a[3], `${where}[3]`),
+    final: read.boolean(a[4], `${where}[4]`),
+    revision,
+    superseded: read.boolean(a[6], `${where}[6]`),
+    columns,
+  };
 }
 
 const rowId = (r: Row) => `${r.window}\u0001${r.start}`;
@@ -259,9 +339,32 @@ class ScoreStage {
       values[m] = typeof v === 'number' && Number.isFinite(v) ? v : null;
     }
     board.update(r.key, values);
-    const s = board.scores(r.key)!;
+    const s = board.scores(r.key);
+    if (!s) {
+      // none of the score's inputs has a value yet: the key is not scored (nor ranked)
+      for (const c of this.columns) r.columns[c] = null;
+      return;
+    }
     for (const c in s.components) r.columns[c] = s.components[c];
     for (const p in s.profiles) r.columns[p] = s.profiles[p];
+  }
+
+  /** One ScoreBoard snapshot per window name that has a board. */
+  snapshot(): Record<string, string> {
+    return Object.fromEntries([...this.boards].map(([w, b]) => [w, b.snapshot()]));
+  }
+
+  restore(v: unknown, read: SnapshotReader, windows: readonly string[]): void {
+    const o = read.object(v, 'score');
+    const boards = new Map<string, ScoreBoard>();
+    for (const w in o) {
+      read.oneOf(w, windows, 'score: window');
+      const board = this.create();
+      read.within(`score.${w}`, () => board.restore(read.string(o[w], `score.${w}`)));
+      boards.set(w, board);
+    }
+    this.boards.clear();
+    for (const [w, b] of boards) this.boards.set(w, b);
   }
 }
 
@@ -279,9 +382,9 @@ class TrendStage {
   private readonly memo = new Map<string, Map<string, { trends: Map<number, Trend>; latest: Row | undefined }>>();
 
   constructor(
-    private readonly field: string,
-    private readonly periodMs: number,
-    private readonly threshold: number,
+    readonly field: string,
+    readonly periodMs: number,
+    readonly threshold: number,
   ) {}
 
   tracker(window: string): TrendTracker | undefined {
@@ -315,11 +418,83 @@ class TrendStage {
       }
     }
   }
+
+  /** The trackers per window name, and the memo: [window, [[key, [[start, value, previous, change, pct, direction], ...], latest row or null], ...]]. */
+  snapshot(): unknown {
+    const trackers = Object.fromEntries([...this.trackers].map(([w, t]) => [w, t.snapshot()]));
+    const memo: unknown[] = [];
+    for (const [w, keys] of this.memo) {
+      const entries: unknown[] = [];
+      for (const [key, m] of keys)
+        entries.push([key, [...m.trends.values()].map((t) => [t.start, t.value, t.previous, t.change, t.pct, t.direction].map((x) => (typeof x === 'number' ? encodeNum(x) : x))), m.latest ? encodeRow(m.latest) : null]);
+      memo.push([w, entries]);
+    }
+    return { trackers, memo };
+  }
+
+  restore(v: unknown, read: SnapshotReader, windows: readonly string[]): void {
+    const o = read.object(v, 'trend');
+    const tr = read.object(o.trackers, 'trend.trackers');
+    const trackers = new Map<string, TrendTracker>();
+    for (const w in tr) {
+      read.oneOf(w, windows, 'trend.trackers: window');
+      const t = new TrendTracker({ periodMs: this.periodMs, threshold: this.threshold });
+      read.within(`trend.trackers.${w}`, () => t.restore(read.string(tr[w], `trend.trackers.${w}`)));
+      trackers.set(w, t);
+    }
+    const memo = new Map<string, Map<string, { trends: Map<number, Trend>; latest: Row | undefined }>>();
+    read.array(o.memo, 'trend.memo').forEach((entry, i) => {
+      const where = `trend.memo[${i}]`;
+      const [w, list] = read.array(entry, where, { min: 2, max: 2 });
+      const window = read.oneOf(w, windows, `${where}[0]`);
+      if (memo.has(window)) read.fail(`${where}: window ${window} appears twice`);
+      const keys = new Map<string, { trends: Map<number, Trend>; latest: Row | undefined }>();
+      read.array(list, `${where}[1]`).forEach((e, j) => {
+        const at = `${where}[1][${j}]`;
+        const [k, trends, latest] = read.array(e, at, { min: 3, max: 3 });
+        const key = read.string(k, `${at}[0]`);
+        if (keys.has(key)) read.fail(`${at}: key ${JSON.stringify(key)} appears twice`);
+        const byStart = new Map<number, Trend>();
+        read.array(trends, `${at}[1]`).forEach((t, n) => {
+          const tw = `${at}[1][${n}]`;
+          const [start, value, previous, change, pct, direction] = read.array(t, tw, { min: 6, max: 6 });
+          const orNull = (x: unknown, where: string) => (x === null ? null : read.number(x, where));
+          const trend: Trend = {
+            key,
+            start: read.finite(start, `${tw}[0]`),
+            value: read.number(value, `${tw}[1]`),
+            previous: orNull(previous, `${tw}[2]`),
+            change: orNull(change, `${tw}[3]`),
+            pct: orNull(pct, `${tw}[4]`),
+            direction: direction === null ? null : read.oneOf(direction, ['rising', 'falling', 'flat'] as const, `${tw}[5]`),
+          };
+          if (byStart.has(trend.start)) read.fail(`${tw}: start ${trend.start} appears twice`);
+          byStart.set(trend.start, trend);
+        });
+        const row = latest === null ? undefined : decodeRow(latest, read, `${at}[2]`, windows);
+        if (row && (row.key !== key || row.window !== window)) read.fail(`${at}[2]: the latest row is of ${row.key} ${row.window}, not ${key} ${window}`);
+        keys.set(key, { trends: byStart, latest: row });
+      });
+      memo.set(window, keys);
+    });
+    this.trackers.clear();
+    for (const [w, t] of trackers) this.trackers.set(w, t);
+    this.memo.clear();
+    for (const [w, m] of memo) this.memo.set(w, m);
+  }
 }
 
 function setTrend(r: Row, t: Trend | undefined): void {
   r.columns.trend_pct = t?.pct ?? null;
   r.columns.trend_dir = t?.direction ? DIRECTION[t.direction] : null;
+}
+
+const SNAPSHOT_FORMAT = 'weir.pipeline/1';
+
+/** The spec a snapshot is tied to: all of it but the description, which changes nothing. */
+function snapshotSpec(spec: PipelineSpec): Omit<PipelineSpec, 'description'> {
+  const { description: _d, ...rest } = spec;
+  return rest;
 }
 
 export class PipelineRuntime {
@@ -330,12 +505,13 @@ export class PipelineRuntime {
   /** Score profiles (their top-K comes from the score board, exact under running normalisers). */
   readonly profiles: string[];
   readonly skipped: Record<string, number> = {};
-  private readonly stage: WindowStage;
-  private readonly debounce: DebounceStage | undefined;
-  private readonly score: ScoreStage | undefined;
-  private readonly trend: TrendStage | undefined;
+  // Not readonly: restore() swaps in stages restored from a snapshot, all of them or none.
+  private stage: WindowStage;
+  private debounce: DebounceStage | undefined;
+  private score: ScoreStage | undefined;
+  private trend: TrendStage | undefined;
   /** One evaluator per window name: a key's 7d and 30d rows are different series, each with its own alert state. */
-  private readonly alerts = new Map<string, AlertEvaluator>();
+  private alerts = new Map<string, AlertEvaluator>();
   private readonly alertRules: ConstructorParameters<typeof AlertEvaluator>[0];
   /** Alerts observe every row of windows that are updated rather than closed (rolling, global); otherwise final rows. */
   private readonly alertEveryRow: boolean;
@@ -351,7 +527,7 @@ export class PipelineRuntime {
     this.perKey = spec.debounce !== undefined && (w.type === 'rolling' || w.type === 'global') && spec.trigger?.count === undefined;
     this.stage = new WindowStage(spec, where, this.perKey);
     this.windows = this.stage.names;
-    if (spec.debounce) this.debounce = new DebounceStage(spec.debounce, this.perKey ? (key, into) => this.stage.emitKeys([key], into) : undefined);
+    this.debounce = this.newDebounce();
     const extra: string[] = [];
     if (spec.score) {
       this.score = new ScoreStage(spec.score);
@@ -371,6 +547,93 @@ export class PipelineRuntime {
     for (const w of this.windows) if (this.alertRules.length) this.alerts.set(w, new AlertEvaluator(this.alertRules));
     this.alertEveryRow = w.type === 'rolling' || w.type === 'global';
     this.tagWhere = Object.entries(spec.source.where?.tags ?? {}).map(([t, v]) => [t, new Set(Array.isArray(v) ? v : [v])]);
+  }
+
+  private newDebounce(): DebounceStage | undefined {
+    const d = this.spec.debounce;
+    return d && new DebounceStage(d, this.perKey ? (key, into) => this.stage.emitKeys([key], into) : undefined);
+  }
+
+  /**
+   * The whole state as JSON text, for checkpoints: format tag, the pipeline spec, the watermark,
+   * the skip counters, and each stage's state through its operator's own snapshot (window stage
+   * with its late count, debounce gate with the rows it holds and its counters, score boards and
+   * trend trackers per window with the trend memo, alert evaluators per window). Take it between
+   * calls; processing time is not part of it (the runner passes `now`).
+   */
+  snapshot(): string {
+    return JSON.stringify({
+      format: SNAPSHOT_FORMAT,
+      spec: snapshotSpec(this.spec),
+      wm: encodeNum(this.wm),
+      skipped: this.skipped,
+      windows: this.stage.snapshot(),
+      debounce: this.debounce?.snapshot() ?? null,
+      score: this.score?.snapshot() ?? null,
+      trend: this.trend?.snapshot() ?? null,
+      alerts: Object.fromEntries([...this.alerts].map(([w, e]) => [w, e.snapshot()])),
+    });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot taken by a runtime of the same pipeline spec (the
+   * description aside). Throws an Error starting with "pipeline snapshot:" when the text is not
+   * such a snapshot, was taken with another spec (naming the first difference), or holds a state
+   * an operator refuses; the runtime is then left as it was.
+   */
+  restore(text: string): void {
+    const read = new SnapshotReader('pipeline');
+    if (typeof text !== 'string') read.fail(`expected JSON text, got ${typeof text}`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      read.fail(`not JSON (${(err as Error).message})`);
+    }
+    const top = read.object(parsed, 'the snapshot');
+    if (top.format !== SNAPSHOT_FORMAT) read.fail(`format ${JSON.stringify(top.format)} is not ${SNAPSHOT_FORMAT}`);
+    const diff = jsonDifference(top.spec, JSON.parse(JSON.stringify(snapshotSpec(this.spec))), 'spec');
+    if (diff) read.fail(`taken with another spec of pipeline ${this.spec.name}: ${diff.replace('this operator', 'this pipeline')}`);
+    const wm = read.number(top.wm, 'wm');
+    const sk = read.object(top.skipped, 'skipped');
+    const skipped: Record<string, number> = {};
+    for (const r in sk) skipped[r] = read.count(sk[r], `skipped.${r}`);
+    // Every stage is restored into a fresh instance, and swapped in only when all of them took their state.
+    const where = `pipeline ${this.spec.name}`;
+    const stage = new WindowStage(this.spec, where, this.perKey);
+    stage.restore(top.windows, read);
+    const stageOf = (s: unknown, name: string, present: boolean) => {
+      if (present && (s === null || s === undefined)) read.fail(`${name}: missing, and the pipeline has a ${name} stage`);
+      if (!present && s !== null && s !== undefined) read.fail(`${name}: present, and the pipeline has no ${name} stage`);
+    };
+    stageOf(top.debounce, 'debounce', this.debounce !== undefined);
+    stageOf(top.score, 'score', this.score !== undefined);
+    stageOf(top.trend, 'trend', this.trend !== undefined);
+    // The debounce's pull reads this.stage when it runs, so it reads the restored one once swapped in.
+    const debounce = this.newDebounce();
+    debounce?.restore(top.debounce, read, this.windows);
+    const score = this.spec.score && new ScoreStage(this.spec.score);
+    score?.restore(top.score, read, this.windows);
+    const trend = this.trend && new TrendStage(this.trend.field, this.trend.periodMs, this.trend.threshold);
+    trend?.restore(top.trend, read, this.windows);
+    const al = read.object(top.alerts, 'alerts');
+    const alerts = new Map<string, AlertEvaluator>();
+    for (const w of this.windows) {
+      if (!this.alertRules.length) break;
+      if (al[w] === undefined) read.fail(`alerts: window ${w} is missing`);
+      const e = new AlertEvaluator(this.alertRules);
+      read.within(`alerts.${w}`, () => e.restore(read.string(al[w], `alerts.${w}`)));
+      alerts.set(w, e);
+    }
+    for (const w in al) if (!alerts.has(w)) read.fail(`alerts: window ${JSON.stringify(w)} is not one this pipeline alerts on`);
+    this.stage = stage;
+    this.debounce = debounce;
+    this.score = score;
+    this.trend = trend;
+    this.alerts = alerts;
+    this.wm = wm;
+    for (const r in this.skipped) delete this.skipped[r];
+    Object.assign(this.skipped, skipped);
   }
 
   get lateCount(): number {
