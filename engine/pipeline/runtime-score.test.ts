@@ -203,3 +203,23 @@ describe('PipelineRuntime score vs recomputation', () => {
     );
   });
 });
+
+describe('PipelineRuntime score of a row without inputs', () => {
+  it('a key none of whose score inputs has a value gets null scores and is not ranked, until one arrives', () => {
+    const rt = new PipelineRuntime(
+      parsePipeline({
+        name: 'films',
+        source: { metrics: ['rating', 'click'] },
+        window: { type: 'global' },
+        aggregates: { rating: { fn: 'last', metric: 'rating' }, clicks: { fn: 'sum', metric: 'click' } },
+        score: { components: { quality: { rating: 1 } }, profiles: { best: { quality: 1 } } },
+      }),
+    );
+    const [first] = rt.process([{ metric: 'click', key: 'f1', ts: 1, value: 1 }], 0, 0, 0).results;
+    expect({ quality: first.quality, best: first.best, clicks: first.clicks }).toEqual({ quality: null, best: null, clicks: 1 });
+    expect(rt.topProfile('global', 'best', 5)).toEqual([]);
+    const [second] = rt.process([{ metric: 'rating', key: 'f1', ts: 2, value: 7 }], 0, 0, 1).results;
+    expect({ quality: second.quality, best: second.best }).toEqual({ quality: 7, best: 7 });
+    expect(rt.topProfile('global', 'best', 5)).toEqual([{ key: 'f1', score: 7 }]);
+  });
+});
