@@ -139,6 +139,44 @@ describe('PipelineRuntime trend vs brute force', () => {
   });
 });
 
+describe('PipelineRuntime trend of every row', () => {
+  function trendOf(v: number, prev: number | undefined, threshold: number): { trend_pct: number | null; trend_dir: number | null } {
+    if (prev === undefined) return { trend_pct: null, trend_dir: null };
+    const change = v - prev;
+    const pct = prev === 0 ? null : change / Math.abs(prev);
+    const sign = pct ?? change;
+    const dir = sign === 0 || (pct !== null && Math.abs(pct) < threshold) ? 0 : sign > 0 ? 1 : -1;
+    return { trend_pct: pct, trend_dir: dir };
+  }
+  it('in the final table each row’s trend is its value against the same key’s row one period earlier, corrections included', () => {
+    fc.assert(
+      fc.property(
+        streamArb(100_000, 15_000, 20_000),
+        fc.constantFrom('n', 'total'),
+        fc.constantFrom(0, 0.1, 0.5),
+        fc.constantFrom(0, 10_000, 30_000),
+        triggerArb,
+        (steps, field, threshold, lateness, trigger) => {
+          const rt = new PipelineRuntime(
+            parsePipeline({ ...base, name: 'tr', window: { type: 'tumbling', size: '10s' }, allowedLateness: lateness, trigger, trend: { field, threshold } }),
+          );
+          const out: PipelineResult[] = [];
+          for (const s of steps) out.push(...call(rt, s).results);
+          const rows = table(out);
+          for (const [id, r] of rows) {
+            const prev = rows.get(`${r.key}|10s|${r.start - 10_000}`);
+            const want = trendOf(r[field] as number, prev?.[field] as number | undefined, threshold);
+            const got = { trend_pct: r.trend_pct as number | null, trend_dir: r.trend_dir as number | null };
+            const close = got.trend_pct === want.trend_pct || (got.trend_pct !== null && want.trend_pct !== null && Math.abs(got.trend_pct - want.trend_pct) < 1e-12);
+            expect(close && got.trend_dir === want.trend_dir, `${id}: ${field} ${r[field]} against ${prev ? prev[field] : 'no row'}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('PipelineRuntime alerts vs a threshold/for/resolve state machine', () => {
   type Op = '>' | '>=' | '<' | '<=';
   interface Rule {

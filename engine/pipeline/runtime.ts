@@ -17,7 +17,7 @@ import { globalWindow, rolling, session, sliding, tumbling, type WindowAssigner 
 import type { TriggerSpec } from '../../operators/windows/triggers.js';
 import { KeyedDebounce } from '../../operators/keyed/debounceByKey.js';
 import { ScoreBoard, type ScoreSpec } from '../../operators/scores/scoreboard.js';
-import { TrendTracker, type Trend } from '../../operators/trend/trend.js';
+import { TrendTracker } from '../../operators/trend/trend.js';
 import { AlertEvaluator } from '../../operators/alerts/evaluator.js';
 import type { Sample } from '../../operators/sample.js';
 import type { ViewResult } from '../live-view.js';
@@ -370,63 +370,127 @@ class ScoreStage {
 
 const DIRECTION = { rising: 1, falling: -1, flat: 0 } as const;
 
+/** How long a window of this type spans (the largest size for rolling windows). */
+function windowSpan(w: PipelineSpec['window']): number {
+  switch (w.type) {
+    case 'tumbling':
+    case 'sliding':
+      return w.size;
+    case 'rolling':
+      return Math.max(...w.sizes);
+    default:
+      return 0;
+  }
+}
+
 /**
- * Window-over-window change of one field per key (operators/trend). A row gets the trend of its
- * own window: the key's latest window from the tracker, an older one from what was computed when
- * it was the latest. A correction of the window before the latest changes the latest window's
- * trend: its row is emitted again with the new figures.
+ * Window-over-window change of one field per key. A row's trend compares its value with the
+ * key's row one period earlier: pct = (v - prev) / |prev| (null without a previous row or when
+ * it is 0), direction by `threshold` (from 0, the sign of the change). The stage keeps each
+ * key's recent rows, so a late correction gets the right trend whatever window it hits, and
+ * when a window's value changes, the row one period later (whose trend depended on it) is emitted
+ * again with its new trend (same revision: its window did not change). Rows more than
+ * period + window size + allowed lateness behind the watermark are forgotten: no correction can
+ * reach them or the row after them. The movers of the newest window come from operators/trend's TrendTracker.
  */
 class TrendStage {
   private readonly trackers = new Map<string, TrendTracker>();
-  /** Per window name and key: the trends of the windows that can still be corrected, and the latest row. */
-  private readonly memo = new Map<string, Map<string, { trends: Map<number, Trend>; latest: Row | undefined }>>();
+  /** Per window name and key: the key's recent rows by window start. */
+  private readonly memo = new Map<string, Map<string, Map<number, Row>>>();
 
   constructor(
     readonly field: string,
     readonly periodMs: number,
     readonly threshold: number,
+    /** How far behind the watermark (rolling: the key's newest row) a row is still needed: a period plus how long a window can be corrected. */
+    readonly keepMs: number,
+    readonly rolling: boolean,
   ) {}
+
+  private callWm = -Infinity;
+  private sweptAt = -Infinity;
 
   tracker(window: string): TrendTracker | undefined {
     return this.trackers.get(window);
   }
 
-  apply(r: Row, again: (r: Row) => void): void {
-    const v = r.columns[this.field];
-    let tracker = this.trackers.get(r.window);
-    if (!tracker) this.trackers.set(r.window, (tracker = new TrendTracker({ periodMs: this.periodMs, threshold: this.threshold })));
-    let keys = this.memo.get(r.window);
-    if (!keys) this.memo.set(r.window, (keys = new Map()));
-    let m = keys.get(r.key);
-    if (!m) keys.set(r.key, (m = { trends: new Map(), latest: undefined }));
-    const own = typeof v === 'number' && Number.isFinite(v) ? tracker.update(r.key, r.start, v) : null;
-    if (own && own.start === r.start) {
-      m.trends.set(r.start, own);
-      for (const s of m.trends.keys()) if (s < r.start - this.periodMs) m.trends.delete(s);
-      m.latest = r;
-    }
-    setTrend(r, m.trends.get(r.start));
-    if (own && own.start !== r.start && m.latest) {
-      // an older window changed: the latest window's trend may have moved with it
-      const before = m.trends.get(own.start);
-      m.trends.set(own.start, own);
-      if (!before || before.pct !== own.pct || before.direction !== own.direction) {
-        const latest: Row = { ...m.latest, columns: { ...m.latest.columns } };
-        setTrend(latest, own);
-        m.latest = latest;
-        again(latest);
-      }
-    }
+  private valueOf(r: Row | undefined): number | null {
+    const v = r?.columns[this.field];
+    return typeof v === 'number' && Number.isFinite(v) ? v : null;
   }
 
-  /** The trackers per window name, and the memo: [window, [[key, [[start, value, previous, change, pct, direction], ...], latest row or null], ...]]. */
+  /** pct and direction of `v` against `prev`, as operators/trend defines them. */
+  private trendOf(v: number | null, prev: number | null): { pct: number | null; dir: number | null } {
+    if (v === null || prev === null) return { pct: null, dir: null };
+    const change = v - prev;
+    const pct = prev === 0 ? null : change / Math.abs(prev);
+    const sign = pct ?? change;
+    const dir = sign === 0 || (pct !== null && Math.abs(pct) < this.threshold) ? DIRECTION.flat : sign > 0 ? DIRECTION.rising : DIRECTION.falling;
+    return { pct, dir };
+  }
+
+  apply(r: Row, again: (r: Row) => void): void {
+    const v = this.valueOf(r);
+    let tracker = this.trackers.get(r.window);
+    if (!tracker) this.trackers.set(r.window, (tracker = new TrendTracker({ periodMs: this.periodMs, threshold: this.threshold })));
+    if (v !== null) tracker.update(r.key, r.start, v);
+    let keys = this.memo.get(r.window);
+    if (!keys) this.memo.set(r.window, (keys = new Map()));
+    let rows = keys.get(r.key);
+    if (!rows) keys.set(r.key, (rows = new Map()));
+    const before = rows.get(r.start);
+    const t = this.trendOf(v, this.valueOf(rows.get(r.start - this.periodMs)));
+    r.columns.trend_pct = t.pct;
+    r.columns.trend_dir = t.dir;
+    rows.set(r.start, r);
+    if (!before || this.valueOf(before) !== v) {
+      const next = rows.get(r.start + this.periodMs);
+      if (next) {
+        const nt = this.trendOf(this.valueOf(next), v);
+        if (nt.pct !== next.columns.trend_pct || nt.dir !== next.columns.trend_dir) {
+          const copy: Row = { ...next, columns: { ...next.columns, trend_pct: nt.pct, trend_dir: nt.dir } };
+          rows.set(copy.start, copy);
+          again(copy);
+        }
+      }
+    }
+    if (rows.size > 2) this.prune(rows);
+  }
+
+  /**
+   * The watermark in force before a call (process or tick): rows whose successor was closed for
+   * good by then are no longer needed. Not the call's new watermark: a jump can fire a row and its
+   * successor in the same call, and the successor needs the row.
+   */
+  begin(wm: number): void {
+    this.callWm = wm;
+    if (this.rolling || !(wm - this.sweptAt > this.keepMs)) return;
+    // now and then, forget keys that went quiet
+    this.sweptAt = wm;
+    for (const keys of this.memo.values())
+      for (const [key, rows] of keys) {
+        this.prune(rows);
+        if (rows.size === 0) keys.delete(key);
+      }
+  }
+
+  /** Forgets a key's rows no correction can reach (rolling windows: those behind its newest row, corrections only reach the newest). */
+  private prune(rows: Map<number, Row>): void {
+    let from = this.callWm;
+    if (this.rolling) {
+      from = -Infinity;
+      for (const start of rows.keys()) if (start > from) from = start;
+    }
+    for (const start of rows.keys()) if (start < from - this.keepMs) rows.delete(start);
+  }
+
+  /** The trackers per window name, and the memo: [window, [[key, [row, ...]], ...]]. */
   snapshot(): unknown {
     const trackers = Object.fromEntries([...this.trackers].map(([w, t]) => [w, t.snapshot()]));
     const memo: unknown[] = [];
     for (const [w, keys] of this.memo) {
       const entries: unknown[] = [];
-      for (const [key, m] of keys)
-        entries.push([key, [...m.trends.values()].map((t) => [t.start, t.value, t.previous, t.change, t.pct, t.direction].map((x) => (typeof x === 'number' ? encodeNum(x) : x))), m.latest ? encodeRow(m.latest) : null]);
+      for (const [key, rows] of keys) entries.push([key, [...rows.values()].map(encodeRow)]);
       memo.push([w, entries]);
     }
     return { trackers, memo };
@@ -442,38 +506,26 @@ class TrendStage {
       read.within(`trend.trackers.${w}`, () => t.restore(read.string(tr[w], `trend.trackers.${w}`)));
       trackers.set(w, t);
     }
-    const memo = new Map<string, Map<string, { trends: Map<number, Trend>; latest: Row | undefined }>>();
+    const memo = new Map<string, Map<string, Map<number, Row>>>();
     read.array(o.memo, 'trend.memo').forEach((entry, i) => {
       const where = `trend.memo[${i}]`;
       const [w, list] = read.array(entry, where, { min: 2, max: 2 });
       const window = read.oneOf(w, windows, `${where}[0]`);
       if (memo.has(window)) read.fail(`${where}: window ${window} appears twice`);
-      const keys = new Map<string, { trends: Map<number, Trend>; latest: Row | undefined }>();
+      const keys = new Map<string, Map<number, Row>>();
       read.array(list, `${where}[1]`).forEach((e, j) => {
         const at = `${where}[1][${j}]`;
-        const [k, trends, latest] = read.array(e, at, { min: 3, max: 3 });
+        const [k, rowList] = read.array(e, at, { min: 2, max: 2 });
         const key = read.string(k, `${at}[0]`);
         if (keys.has(key)) read.fail(`${at}: key ${JSON.stringify(key)} appears twice`);
-        const byStart = new Map<number, Trend>();
-        read.array(trends, `${at}[1]`).forEach((t, n) => {
-          const tw = `${at}[1][${n}]`;
-          const [start, value, previous, change, pct, direction] = read.array(t, tw, { min: 6, max: 6 });
-          const orNull = (x: unknown, where: string) => (x === null ? null : read.number(x, where));
-          const trend: Trend = {
-            key,
-            start: read.finite(start, `${tw}[0]`),
-            value: read.number(value, `${tw}[1]`),
-            previous: orNull(previous, `${tw}[2]`),
-            change: orNull(change, `${tw}[3]`),
-            pct: orNull(pct, `${tw}[4]`),
-            direction: direction === null ? null : read.oneOf(direction, ['rising', 'falling', 'flat'] as const, `${tw}[5]`),
-          };
-          if (byStart.has(trend.start)) read.fail(`${tw}: start ${trend.start} appears twice`);
-          byStart.set(trend.start, trend);
+        const rows = new Map<number, Row>();
+        read.array(rowList, `${at}[1]`).forEach((rv, n) => {
+          const row = decodeRow(rv, read, `${at}[1][${n}]`, windows);
+          if (row.key !== key || row.window !== window) read.fail(`${at}[1][${n}]: the row is of ${row.key} ${row.window}, not ${key} ${window}`);
+          if (rows.has(row.start)) read.fail(`${at}[1][${n}]: start ${row.start} appears twice`);
+          rows.set(row.start, row);
         });
-        const row = latest === null ? undefined : decodeRow(latest, read, `${at}[2]`, windows);
-        if (row && (row.key !== key || row.window !== window)) read.fail(`${at}[2]: the latest row is of ${row.key} ${row.window}, not ${key} ${window}`);
-        keys.set(key, { trends: byStart, latest: row });
+        keys.set(key, rows);
       });
       memo.set(window, keys);
     });
@@ -482,11 +534,6 @@ class TrendStage {
     this.memo.clear();
     for (const [w, m] of memo) this.memo.set(w, m);
   }
-}
-
-function setTrend(r: Row, t: Trend | undefined): void {
-  r.columns.trend_pct = t?.pct ?? null;
-  r.columns.trend_dir = t?.direction ? DIRECTION[t.direction] : null;
 }
 
 const SNAPSHOT_FORMAT = 'weir.pipeline/1';
@@ -536,7 +583,7 @@ export class PipelineRuntime {
     if (spec.trend) {
       const period = w.type === 'tumbling' ? w.size : w.type === 'sliding' ? w.slide : w.type === 'rolling' ? w.pane : undefined;
       if (period === undefined) throw new Error(`${where}: trend: a ${w.type} window has no fixed period to compare with the previous window`);
-      this.trend = new TrendStage(spec.trend.field, period, spec.trend.threshold);
+      this.trend = new TrendStage(spec.trend.field, period, spec.trend.threshold, period + windowSpan(w) + (w.type === 'rolling' ? period : spec.allowedLateness), w.type === 'rolling');
       extra.push('trend_pct', 'trend_dir');
     }
     this.columns = [...columns, ...extra];
@@ -614,7 +661,7 @@ export class PipelineRuntime {
     debounce?.restore(top.debounce, read, this.windows);
     const score = this.spec.score && new ScoreStage(this.spec.score);
     score?.restore(top.score, read, this.windows);
-    const trend = this.trend && new TrendStage(this.trend.field, this.trend.periodMs, this.trend.threshold);
+    const trend = this.trend && new TrendStage(this.trend.field, this.trend.periodMs, this.trend.threshold, this.trend.keepMs, this.trend.rolling);
     trend?.restore(top.trend, read, this.windows);
     const al = read.object(top.alerts, 'alerts');
     const alerts = new Map<string, AlertEvaluator>();
@@ -718,6 +765,7 @@ export class PipelineRuntime {
       keys.push(k);
       items.push(s);
     }
+    this.trend?.begin(this.wm);
     if (wmAfter > this.wm) this.wm = wmAfter;
     const out: RuntimeOutput = { results: [], alerts: [] };
     const next = this.after(out, now);
@@ -736,6 +784,7 @@ export class PipelineRuntime {
   }
 
   tick(wm: number, now: number): RuntimeOutput {
+    this.trend?.begin(this.wm);
     if (wm > this.wm) this.wm = wm;
     const out: RuntimeOutput = { results: [], alerts: [] };
     const next = this.after(out, now);
