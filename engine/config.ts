@@ -150,6 +150,10 @@ export const configSchema = z
         run: z.union([z.literal('all'), z.array(z.string())]).default([]),
         /** Processing-time tick of every pipeline: early triggers, debounce, idle watermark. */
         tick: duration('pipelines.tick').prefault('250ms'),
+        /** How often each pipeline checkpoints its state and stream position (and once more when it stops). */
+        checkpointInterval: duration('pipelines.checkpointInterval')
+          .refine((v) => v > 0, 'pipelines.checkpointInterval must be longer than 0')
+          .prefault('10s'),
       })
       .strict()
       .prefault({}),

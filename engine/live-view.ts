@@ -126,6 +126,11 @@ export class LiveView<R extends ViewResult = LiveResult, F extends string = Resu
     return out;
   }
 
+  /** Every (window, metric, key) entry: its newest result and its newest fired one (for checkpoints). */
+  *entries(): IterableIterator<{ latest: R; lastFinal: R | null }> {
+    for (const metrics of this.windows.values()) for (const mv of metrics.values()) for (const e of mv.keys.values()) yield { latest: e.latest, lastFinal: e.lastFinal };
+  }
+
   /** Metrics with live results, with their key counts. */
   metrics(): { metric: string; window: string; keys: number }[] {
     const out: { metric: string; window: string; keys: number }[] = [];

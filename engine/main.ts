@@ -88,6 +88,7 @@ try {
         idleTimeoutMs: config.pipeline.idleTimeout,
         flushIntervalMs: config.flushInterval,
         tickMs: config.pipelines.tick,
+        checkpointIntervalMs: config.pipelines.checkpointInterval,
         log: log.child({ part: 'pipeline', pipeline: spec.name }),
       }),
     );

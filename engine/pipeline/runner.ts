@@ -4,16 +4,20 @@
  * publishes live results on weir.results.<pipeline>.<pipeline>.<keyToken> and alerts on
  * weir.alerts.<pipeline>.<rule>, and serves Latest/TopK/status on weir.api.<pipeline>.*.
  *
- * Delivery (v1, before checkpoints): the runner reads with an ordered consumer from the start of
- * the stream on every start, so its state is rebuilt from the events the stream retains, and the
- * rows it writes are upserts (DEDUP), so writing them again after a restart changes nothing.
- * It never acks and never deletes: the default pipeline's consumer owns retention. While the
- * replay catches up, live results and alert messages are not published (rows still are), so
- * subscribers do not get a flood of history. Checkpointed state (issue 5) will replace the full
- * replay. See docs/pipelines.md.
+ * Delivery (docs/pipelines.md, "Delivery"): every `checkpointIntervalMs`, and when it stops, the
+ * runner takes a snapshot of its state between two batches (PipelineRuntime.snapshot, the live
+ * view, the watermark, the counters) with the stream sequence of the last message it processed,
+ * flushes every row and alert transition emitted so far to QuestDB, and only then records the
+ * checkpoint in KV (engine/pipeline/checkpoint.ts). On start it restores the checkpoint and reads
+ * with an ordered consumer from `seq + 1`; rows it rewrites are upserts (DEDUP), so the effect is
+ * exactly once without acks. Without a usable checkpoint (none, unreadable, or taken with another
+ * spec) it reads the stream from its start, as before checkpoints, and says so loudly.
+ * It never acks and never deletes: the default pipeline's consumer owns retention. Until it has
+ * caught up with the stream, live results and alert messages are not published (rows still are),
+ * so subscribers do not get a flood of history.
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { decodeMessage, type DecodeLimits } from '../decode.js';
 import { serveLiveApi } from '../live-api.js';
@@ -22,6 +26,7 @@ import { keyToken } from '../subjects.js';
 import { Watermark } from '../../operators/windows/watermark.js';
 import { PipelineRuntime, type KeyedSample, type PipelineResult, type RuntimeOutput } from './runtime.js';
 import { PipelineWriter } from './sink.js';
+import { CheckpointStore, type PipelineCheckpoint } from './checkpoint.js';
 import type { PipelineSpec } from './spec.js';
 
 export interface RunnerOptions {
@@ -35,6 +40,8 @@ export interface RunnerOptions {
   flushIntervalMs: number;
   /** Processing-time tick: early triggers, debounce, idle watermark. */
   tickMs: number;
+  /** How often the state is checkpointed (and once more on stop). Default 10 s. */
+  checkpointIntervalMs?: number;
   log: Logger;
 }
 
@@ -54,6 +61,25 @@ export interface RunnerStatus {
   recalculations?: number;
   rowsWritten: number;
   flushFailures: number;
+  /** Stream sequence of the last message processed (or restored from). */
+  lastSeq: number;
+  /** The checkpoint this run started from: its stream sequence; 0 when it read the stream from its start. */
+  restoredFrom: number;
+  /** Why the stored checkpoint was not used (the run then read the stream from its start). */
+  restoreError?: string;
+  /** Events processed by this run (since start), as opposed to `events`, which continues across restarts. */
+  eventsThisRun: number;
+  /** The last checkpoint recorded (by this run, or the one restored): its stream sequence and wall time. */
+  checkpointSeq: number;
+  checkpointAt: number;
+  /** Checkpoints recorded by this run, and attempts that failed (rows not flushed, KV not reachable). */
+  checkpoints: number;
+  checkpointFailures: number;
+  /** The last one: bytes before and after compression, and ms to take the snapshot and to write it. */
+  checkpointRawBytes: number;
+  checkpointBytes: number;
+  checkpointSnapshotMs: number;
+  checkpointWriteMs: number;
   at: number;
 }
 
@@ -63,11 +89,21 @@ export class PipelineRunner {
   private writer!: PipelineWriter;
   private readonly runtime: PipelineRuntime;
   private readonly view: LiveView<PipelineResult, string>;
-  private readonly watermark: Watermark;
+  private watermark: Watermark;
+  private store!: CheckpointStore;
+  private streamId = '';
+  /** Stream sequence of the last message processed. */
+  private lastSeq = 0;
+  /** Bumped by every batch and every tick that changed something; a checkpoint is written only when it moved. */
+  private changes = 0;
+  private savedChanges = 0;
+  private checkpointing: Promise<void> | null = null;
+  private eventsThisRun = 0;
+  private readonly ck = { restoredFrom: 0, restoreError: undefined as string | undefined, seq: 0, at: 0, count: 0, failures: 0, raw: 0, stored: 0, snapshotMs: 0, writeMs: 0 };
   private apiSubs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
   private loop: Promise<void> | null = null;
-  private flushing: Promise<void> | null = null;
+  private flushing: Promise<boolean> | null = null;
   private stopping = false;
   private caughtUp = false;
   private readonly counters = { events: 0, results: 0, alerts: 0, rowsWritten: 0, flushFailures: 0, pending: 0 };
@@ -94,8 +130,22 @@ export class PipelineRunner {
     this.nc = await connect({ servers: this.o.natsUrl, name: `weir-pipeline-${spec.name}`, maxReconnectAttempts: -1, noAsyncTraces: true });
     this.writer = await PipelineWriter.open(this.o.questdbHttp, spec.name, this.runtime.columns);
     const js = jetstream(this.nc);
+    const info = await (await jetstreamManager(this.nc)).streams.info(this.o.stream);
+    this.streamId = info.created;
+    this.store = await CheckpointStore.open(this.nc, js, spec.name);
+    const startSeq = await this.restoreCheckpoint(info);
     const filter = spec.source.metrics.includes('*') ? ['weir.events.>'] : spec.source.metrics.map((m) => `weir.events.${m}`);
-    const consumer = await js.consumers.get(this.o.stream, { filter_subjects: filter, deliver_policy: DeliverPolicy.All });
+    const consumer = await js.consumers.get(
+      this.o.stream,
+      startSeq > 1 ? { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { filter_subjects: filter, deliver_policy: DeliverPolicy.All },
+    );
+    // Restored, with nothing after the checkpoint: caught up now, as the run that wrote it was (its
+    // idle watermark waits idleTimeout from here). Without a checkpoint, an empty stream keeps the
+    // watermark where it is until the first events arrive, whatever their age.
+    const pending = (await consumer.info(true)).num_pending;
+    this.counters.pending = pending;
+    this.watermark.touch(Date.now());
+    if (pending === 0 && this.ck.restoredFrom > 0) this.caughtUp = true;
     this.messages = await consumer.consume({ max_messages: 2000 });
     this.apiSubs = serveLiveApi({
       nc: this.nc,
@@ -108,6 +158,7 @@ export class PipelineRunner {
       top: (q) => this.profileTop(q),
     });
     this.timers.push(setInterval(() => void this.flush(), this.o.flushIntervalMs));
+    this.timers.push(setInterval(() => void this.checkpoint(), this.o.checkpointIntervalMs ?? 10_000));
     this.timers.push(setInterval(() => this.tick(), this.o.tickMs));
     this.timers.push(
       setInterval(() => {
@@ -115,7 +166,106 @@ export class PipelineRunner {
       }, 1000),
     );
     this.loop = this.consumeLoop().catch((err) => log.error({ err: (err as Error).message, pipeline: spec.name }, 'pipeline consumer stopped'));
-    log.info({ pipeline: spec.name, subjects: filter, columns: this.runtime.columns.length }, 'pipeline started (replaying the stream)');
+    log.info(
+      { pipeline: spec.name, subjects: filter, columns: this.runtime.columns.length, fromSeq: startSeq, pending, caughtUp: this.caughtUp },
+      this.ck.restoredFrom > 0 ? `pipeline started from its checkpoint (stream seq ${this.ck.restoredFrom})` : 'pipeline started (reading the stream from its start)',
+    );
+  }
+
+  /**
+   * Loads and restores the stored checkpoint; returns the stream sequence to read from (1: the
+   * start). An unusable checkpoint leaves the runtime, view and watermark as they were built
+   * (empty), and the whole stream is read again.
+   */
+  private async restoreCheckpoint(info: StreamInfo): Promise<number> {
+    const { log, spec } = this.o;
+    const t0 = performance.now();
+    let cp: PipelineCheckpoint | null;
+    try {
+      cp = await this.store.load();
+      if (!cp) {
+        log.info({ pipeline: spec.name }, 'no checkpoint for this pipeline: reading the stream from its start');
+        return 1;
+      }
+      // The view is decoded first and applied last: restore() leaves the runtime as it was if it refuses.
+      const view = decodeView(cp.view, spec.name, this.runtime.windows);
+      this.runtime.restore(cp.runtime);
+      for (const [latest, lastFinal] of view) {
+        if (lastFinal) this.view.update(lastFinal);
+        if (latest !== lastFinal) this.view.update(latest);
+      }
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.ck.restoreError = reason;
+      log.error(
+        { pipeline: spec.name, err: reason, key: this.store.key },
+        `PIPELINE ${spec.name}: CHECKPOINT NOT USED, READING THE WHOLE STREAM AGAIN (a full replay: slow, and events the stream no longer retains are lost to this pipeline's state): ${reason}`,
+      );
+      return 1;
+    }
+    const restoreMs = performance.now() - t0;
+    this.watermark = new Watermark({ maxOutOfOrdernessMs: this.o.maxOutOfOrdernessMs, idleTimeoutMs: this.o.idleTimeoutMs }, cp.watermark);
+    Object.assign(this.counters, cp.counters);
+    this.lastSeq = cp.seq;
+    Object.assign(this.ck, { restoredFrom: cp.seq, seq: cp.seq, at: cp.at });
+    log.info({ pipeline: spec.name, seq: cp.seq, at: new Date(cp.at).toISOString(), watermark: cp.watermark, events: cp.counters.events, restoreMs: Math.round(restoreMs), chars: cp.runtime.length + cp.view.length }, 'pipeline state restored from its checkpoint');
+    if (cp.stream !== info.created) {
+      log.error(
+        { pipeline: spec.name, seq: cp.seq, checkpointStream: cp.stream, stream: info.created },
+        `the checkpoint of pipeline ${spec.name} (seq ${cp.seq}) belongs to a deleted stream ${this.o.stream}: reading the current stream from its start, on top of the checkpoint's state`,
+      );
+      this.lastSeq = 0;
+      return 1;
+    }
+    if (cp.seq + 1 < info.state.first_seq)
+      log.error(
+        { pipeline: spec.name, seq: cp.seq, firstSeq: info.state.first_seq },
+        `the stream no longer holds messages ${cp.seq + 1}..${info.state.first_seq - 1} after the checkpoint of pipeline ${spec.name} (max age or purge): their events are missing from its state`,
+      );
+    return cp.seq + 1;
+  }
+
+  /**
+   * Writes a checkpoint unless nothing changed since the last one. The snapshot is taken at once,
+   * between two batches (processBatch and tick run to completion on this thread), so the state,
+   * the stream position and the watermark agree. It is recorded only after a flush has made every
+   * row and alert the state emitted durable in QuestDB: rows emitted after it are emitted again
+   * on a restart from it, as upserts.
+   */
+  checkpoint(): Promise<void> {
+    if (this.checkpointing) return this.checkpointing;
+    this.checkpointing = this.writeCheckpoint()
+      .catch((err) => {
+        this.ck.failures++;
+        this.o.log.warn({ pipeline: this.o.spec.name, err: (err as Error).message }, 'pipeline checkpoint not written, will retry');
+      })
+      .finally(() => (this.checkpointing = null));
+    return this.checkpointing;
+  }
+
+  private async writeCheckpoint(): Promise<void> {
+    if (this.changes === this.savedChanges || this.lastSeq === 0) return;
+    const changes = this.changes;
+    const t0 = performance.now();
+    const { events, results, alerts, rowsWritten, flushFailures } = this.counters;
+    const cp: PipelineCheckpoint = {
+      pipeline: this.o.spec.name,
+      seq: this.lastSeq,
+      stream: this.streamId,
+      watermark: this.watermark.value,
+      counters: { events, results, alerts, rowsWritten, flushFailures },
+      at: Date.now(),
+      runtime: this.runtime.snapshot(),
+      view: encodeView(this.view),
+    };
+    const snapshotMs = performance.now() - t0;
+    // Flush before record: wait for a flush in flight, then flush whatever is buffered now.
+    while (this.flushing) await this.flushing;
+    if (!(await this.flush())) throw new Error('rows could not be flushed to QuestDB; the checkpoint is not recorded');
+    const saved = await this.store.save(cp);
+    this.savedChanges = changes;
+    Object.assign(this.ck, { seq: cp.seq, at: cp.at, count: this.ck.count + 1, raw: saved.raw, stored: saved.stored, snapshotMs, writeMs: saved.ms });
+    this.o.log.debug({ pipeline: this.o.spec.name, seq: cp.seq, raw: saved.raw, stored: saved.stored, parts: saved.parts, snapshotMs: Math.round(snapshotMs), writeMs: Math.round(saved.ms) }, 'pipeline checkpoint written');
   }
 
   /**
@@ -154,6 +304,18 @@ export class PipelineRunner {
       ...(d ? { debounced: d.offered, recalculations: d.recalculations } : {}),
       rowsWritten: this.counters.rowsWritten,
       flushFailures: this.counters.flushFailures,
+      lastSeq: this.lastSeq,
+      restoredFrom: this.ck.restoredFrom,
+      ...(this.ck.restoreError !== undefined ? { restoreError: this.ck.restoreError } : {}),
+      eventsThisRun: this.eventsThisRun,
+      checkpointSeq: this.ck.seq,
+      checkpointAt: this.ck.at,
+      checkpoints: this.ck.count,
+      checkpointFailures: this.ck.failures,
+      checkpointRawBytes: this.ck.raw,
+      checkpointBytes: this.ck.stored,
+      checkpointSnapshotMs: Math.round(this.ck.snapshotMs * 10) / 10,
+      checkpointWriteMs: Math.round(this.ck.writeMs * 10) / 10,
       at: Date.now(),
     };
   }
@@ -192,8 +354,11 @@ export class PipelineRunner {
       });
     }
     this.counters.events += samples.length;
+    this.eventsThisRun += samples.length;
     const last = msgs[msgs.length - 1];
     this.counters.pending = last.info.pending;
+    this.lastSeq = last.info.streamSequence;
+    this.changes++;
     const wmBefore = this.watermark.value;
     const wmAfter = maxTs > -Infinity ? this.watermark.observe(maxTs, now) : (this.watermark.touch(now), wmBefore);
     this.deliver(this.runtime.process(samples, wmBefore, wmAfter, now));
@@ -206,8 +371,10 @@ export class PipelineRunner {
   private tick(): void {
     if (this.stopping) return;
     const now = Date.now();
-    if (this.caughtUp) this.watermark.idleAdvance(now);
-    this.deliver(this.runtime.tick(this.watermark.value, now));
+    const moved = this.caughtUp && this.watermark.idleAdvance(now);
+    const out = this.runtime.tick(this.watermark.value, now);
+    if (moved || out.results.length > 0 || out.alerts.length > 0) this.changes++;
+    this.deliver(out);
   }
 
   private deliver(out: RuntimeOutput): void {
@@ -229,20 +396,23 @@ export class PipelineRunner {
     }
   }
 
-  private flush(): Promise<void> {
+  /** Writes the buffered rows and alerts; resolves true once QuestDB took them, false if it did not (they stay buffered). */
+  private flush(): Promise<boolean> {
     if (this.flushing) return this.flushing;
     this.flushing = (async () => {
       try {
         this.counters.rowsWritten += await this.writer.flush();
+        return true;
       } catch (err) {
         this.counters.flushFailures++;
         this.o.log.warn({ pipeline: this.o.spec.name, err: (err as Error).message }, 'pipeline rows not written yet, will retry');
+        return false;
       }
     })().finally(() => (this.flushing = null));
     return this.flushing;
   }
 
-  /** Stops reading, flushes what is buffered (bounded), and closes. */
+  /** Stops reading, flushes what is buffered (bounded), writes a last checkpoint, and closes. */
   async stop(timeoutMs = 10_000): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
@@ -254,7 +424,44 @@ export class PipelineRunner {
       await this.flush();
       if (this.writer.pending > 0) await new Promise((r) => setTimeout(r, 200));
     }
+    await this.checkpointing;
+    if (this.writer.pending === 0) await this.checkpoint();
     await this.writer.close().catch(() => undefined);
     await this.nc.drain().catch(() => undefined);
   }
+}
+
+/** The live view's entries as JSON: [latest, lastFinal], with lastFinal 1 when it is the latest, or null. */
+function encodeView(view: LiveView<PipelineResult, string>): string {
+  const out: unknown[] = [];
+  for (const { latest, lastFinal } of view.entries()) out.push([latest, lastFinal === latest ? 1 : lastFinal]);
+  return JSON.stringify(out);
+}
+
+function decodeView(text: string, pipeline: string, windows: readonly string[]): [PipelineResult, PipelineResult | null][] {
+  const fail = (why: string): never => {
+    throw new Error(`pipeline checkpoint: view: ${why}`);
+  };
+  let list: unknown;
+  try {
+    list = JSON.parse(text);
+  } catch (err) {
+    return fail(`not JSON (${(err as Error).message})`);
+  }
+  if (!Array.isArray(list)) fail('expected an array');
+  const row = (v: unknown, where: string): PipelineResult => {
+    const r = v as PipelineResult;
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) fail(`${where} must be a result object`);
+    if (r.pipeline !== pipeline || r.metric !== pipeline) fail(`${where} is not a result of pipeline ${pipeline}`);
+    if (typeof r.key !== 'string' || !windows.includes(r.window) || !Number.isFinite(r.start) || !Number.isFinite(r.end) || typeof r.final !== 'boolean') fail(`${where} is malformed`);
+    return r;
+  };
+  return (list as unknown[]).map((entry, i) => {
+    if (!Array.isArray(entry) || entry.length !== 2) return fail(`[${i}] must be [latest, lastFinal]`);
+    const e = entry as unknown[];
+    const latest = row(e[0], `[${i}][0]`);
+    const lastFinal = e[1] === 1 ? latest : e[1] === null ? null : row(e[1], `[${i}][1]`);
+    if (lastFinal && (lastFinal.key !== latest.key || lastFinal.window !== latest.window || !lastFinal.final)) fail(`[${i}][1] is not a final result of the same key and window`);
+    return [latest, lastFinal];
+  });
 }
