@@ -10,12 +10,14 @@
  *       lost, nothing duplicated.
  * Then garbage is written to one pipeline's checkpoint key while the engine is down: that runner
  * says so loudly, reads the whole stream again, and the rows are the same once more; the other
- * pipeline restores as before.
+ * pipeline restores as before. Last, the checkpoint store alone on the real bucket: a payload
+ * of several KV values goes in chunks and comes back.
  *
  * The watermark follows event time only (idleTimeout longer than the test), and events come in
  * event-time order, so no event is ever late and the uninterrupted run is well defined; a last
  * event far ahead, which the pipelines' `where` drops, closes every window.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +25,7 @@ import { describe, expect, it } from 'vitest';
 import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { rng } from '../benchmarks/producer.js';
+import { CheckpointStore, type PipelineCheckpoint } from '../engine/pipeline/checkpoint.js';
 import { PipelineRuntime, type KeyedSample, type PipelineResult } from '../engine/pipeline/runtime.js';
 import type { AlertEvent } from '../engine/pipeline/sink.js';
 import { parsePipeline, type PipelineInput } from '../engine/pipeline/spec.js';
@@ -228,5 +231,35 @@ describe('declared pipelines: checkpoints on the real stack', () => {
     expect(roll.restoredFrom).toBe(rollCovered);
     expect(roll.eventsThisRun).toBe(0);
     await check('after a full replay of ck_tum (corrupt checkpoint)');
+  });
+
+  it('a checkpoint larger than a KV value goes in chunks of the real bucket and comes back; a smaller one after it purges them', async () => {
+    const js = jetstream(ctx.nc);
+    const store = await CheckpointStore.open(ctx.nc, js, 'ck_big');
+    const cp = (seq: number, chars: number): PipelineCheckpoint => ({
+      pipeline: 'ck_big',
+      seq,
+      stream: 'x',
+      watermark: seq,
+      counters: { events: seq, results: 0, alerts: 0, rowsWritten: 0, flushFailures: 0 },
+      at: Date.now(),
+      // incompressible: 2.5 max payloads of gzip
+      runtime: randomBytes(chars / 2).toString('hex'),
+      view: '[]',
+    });
+    const max = ctx.nc.info!.max_payload;
+    const big = cp(1, Math.ceil(max * 2.5 * 2 * 1.1));
+    expect((await store.save(big)).parts).toBeGreaterThanOrEqual(3);
+    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(big);
+    const bigger = cp(2, Math.ceil(max * 3.5 * 2 * 1.1));
+    await store.save(bigger);
+    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(bigger);
+    const small = cp(3, 1000);
+    expect((await store.save(small)).parts).toBe(0);
+    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(small);
+    const kv = await new Kvm(js).open('WEIR_CHECKPOINTS');
+    const left: string[] = [];
+    for await (const k of await kv.keys('pipeline.ck_big.>')) left.push(k);
+    expect(left).toEqual([]);
   });
 });
