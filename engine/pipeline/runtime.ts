@@ -484,7 +484,7 @@ class TrendStage {
     for (const start of rows.keys()) if (start < from - this.keepMs) rows.delete(start);
   }
 
-  /** The trackers per window name, and the memo: [window, [[key, [row, ...]], ...]]. */
+  /** The trackers per window name, the memo: [window, [[key, [row, ...]], ...]], and when keys were last swept. */
   snapshot(): unknown {
     const trackers = Object.fromEntries([...this.trackers].map(([w, t]) => [w, t.snapshot()]));
     const memo: unknown[] = [];
@@ -493,11 +493,12 @@ class TrendStage {
       for (const [key, rows] of keys) entries.push([key, [...rows.values()].map(encodeRow)]);
       memo.push([w, entries]);
     }
-    return { trackers, memo };
+    return { trackers, memo, sweptAt: encodeNum(this.sweptAt) };
   }
 
   restore(v: unknown, read: SnapshotReader, windows: readonly string[]): void {
     const o = read.object(v, 'trend');
+    const sweptAt = read.number(o.sweptAt, 'trend.sweptAt');
     const tr = read.object(o.trackers, 'trend.trackers');
     const trackers = new Map<string, TrendTracker>();
     for (const w in tr) {
@@ -533,6 +534,7 @@ class TrendStage {
     for (const [w, t] of trackers) this.trackers.set(w, t);
     this.memo.clear();
     for (const [w, m] of memo) this.memo.set(w, m);
+    this.sweptAt = sweptAt;
   }
 }
 
