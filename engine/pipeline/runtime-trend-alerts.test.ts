@@ -304,3 +304,31 @@ describe('PipelineRuntime alerts vs a threshold/for/resolve state machine', () =
     expect(transitions).toBeGreaterThan(0);
   });
 });
+
+describe('PipelineRuntime trend with a debounce', () => {
+  it('the table equals the same pipeline without debounce, trends included (held rows keep the trend of their window)', () => {
+    fc.assert(
+      fc.property(
+        streamArb(100_000, 15_000, 20_000),
+        fc.constantFrom<PipelineInput['window']>({ type: 'tumbling', size: '10s' }, { type: 'sliding', size: '20s', slide: '10s' }),
+        fc.constantFrom(0, 10_000),
+        triggerArb,
+        (steps, window, lateness, trigger) => {
+          const spec = { ...base, name: 'td', window, allowedLateness: lateness, trigger, trend: { field: 'total', threshold: 0 } };
+          const plain = new PipelineRuntime(parsePipeline(spec));
+          const debounced = new PipelineRuntime(parsePipeline({ ...spec, debounce: { wait: '2s' } }));
+          const a: PipelineResult[] = [];
+          const b: PipelineResult[] = [];
+          const last = steps[steps.length - 1];
+          for (const s of [...steps, { kind: 'tick', wm: FINAL_WM, now: last.now + 100_000 } as Step]) {
+            a.push(...call(plain, s).results);
+            b.push(...call(debounced, s).results);
+          }
+          const strip = (t: Map<string, PipelineResult>) => new Map([...t].map(([id, r]) => [id, { ...r, revision: undefined, emittedAt: undefined }]));
+          expect(strip(table(b))).toEqual(strip(table(a)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});

@@ -4,7 +4,9 @@
  * with plain arrays.
  *
  *   where -> keyBy -> window stage (KeyedWindows + composite aggregator)
- *         -> debounce -> score -> trend -> alerts -> results
+ *         -> trend -> debounce -> score -> alerts -> results
+ *
+ * (The trend depends on window values only, so it runs before the debounce holds rows.)
  *
  * Every window type runs on operators/windows/keyed.ts (tumbling, sliding, session, rolling,
  * global), with its trigger (watermark, early, count) and allowed lateness. The stages after it
@@ -600,7 +602,7 @@ export class PipelineRuntime {
 
   private newDebounce(): DebounceStage | undefined {
     const d = this.spec.debounce;
-    return d && new DebounceStage(d, this.perKey ? (key, into) => this.stage.emitKeys([key], into) : undefined);
+    return d && new DebounceStage(d, this.perKey ? (key, into) => this.stage.emitKeys([key], this.withTrend(into)) : undefined);
   }
 
   /**
@@ -798,10 +800,24 @@ export class PipelineRuntime {
   /** Window rows go through debounce (when declared) before the row stages. */
   private windowSink(next: (r: Row) => void, now: number): (r: Row) => void {
     const d = this.debounce;
-    return d ? (r) => d.offer(r, now, next) : next;
+    return this.withTrend(d ? (r) => d.offer(r, now, next) : next);
   }
 
-  /** Score, trend and alerts of one row, then the row out. */
+  /**
+   * The trend is computed as rows leave the window stage, before a debounce holds them: it
+   * depends only on window values, and the rows it keeps are pruned by the watermark, which moves
+   * on while the debounce holds rows (a held row would find its previous window forgotten).
+   */
+  private withTrend(sink: (r: Row) => void): (r: Row) => void {
+    const t = this.trend;
+    if (!t) return sink;
+    return (r) => {
+      if (!r.superseded) t.apply(r, sink);
+      sink(r);
+    };
+  }
+
+  /** Score and alerts of one row (its trend is already in it), then the row out. */
   private after(out: RuntimeOutput, now: number): (r: Row) => void {
     const finish = (r: Row) => {
       const evaluator = this.alerts.get(r.window);
@@ -815,7 +831,6 @@ export class PipelineRuntime {
     return (r: Row) => {
       if (r.superseded) return finish(r);
       this.score?.apply(r);
-      if (this.trend) this.trend.apply(r, finish);
       finish(r);
     };
   }
