@@ -18,18 +18,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PipelineRuntime, type KeyedSample, type RuntimeOutput } from './runtime.js';
 import { parsePipeline, type PipelineInput, type PipelineSpec } from './spec.js';
+import { call, FINAL_WM, stepsOf, type Ev, type Step } from './testing/streams.js';
 
-interface Ev {
-  metric: string;
-  key: string;
-  ts: number;
-  value: number;
-  tags?: Record<string, string>;
-}
-
-type Step = { kind: 'batch'; events: Ev[]; wmBefore: number; wmAfter: number; now: number } | { kind: 'tick'; wm: number; now: number };
-
-const FINAL_WM = 1e12;
 
 /**
  * Random events over [0, span) for keys a, b, c (metric m, or x which the pipelines do not read;
@@ -56,40 +46,9 @@ function streamArb(span: number, disorder: number, maxLag: number) {
   });
   return fc
     .record({ events: fc.array(ev, { maxLength: 120, size: 'max' }), cuts: fc.array(fc.nat({ max: 119 }), { maxLength: 14, size: 'max' }), params: fc.array(params, { minLength: 15, maxLength: 15 }) })
-    .map(({ events, cuts, params }) => {
-      const ordered = events
-        .map((e, i) => ({ e, at: e.ts + e.delay, i }))
-        .sort((x, y) => x.at - y.at || x.i - y.i)
-        .map(({ e }): Ev => ({ metric: e.metric, key: e.key, ts: e.ts, value: e.value, tags: e.v === null ? { env: e.env } : { env: e.env, v: e.v } }));
-      const bounds = [...new Set([0, ...cuts.filter((c) => c < ordered.length), ordered.length])].sort((a, b) => a - b);
-      const steps: Step[] = [];
-      let wm = -1;
-      let now = 1_000_000;
-      let newest = -Infinity;
-      for (let b = 0; b + 1 < bounds.length; b++) {
-        const p = params[b];
-        const batch = ordered.slice(bounds[b], bounds[b + 1]);
-        for (const e of batch) newest = Math.max(newest, e.ts);
-        const wmAfter = Number.isFinite(newest) ? Math.max(wm, newest - p.lag) : wm;
-        const wmBefore = wm + Math.floor(p.before * (wmAfter - wm));
-        now += p.nowDelta;
-        steps.push({ kind: 'batch', events: batch, wmBefore, wmAfter, now });
-        wm = wmAfter;
-        if (p.tick) {
-          now += p.tick.nowDelta;
-          // a tick may pass an older watermark (the runtime keeps the newest it saw)
-          if (p.tick.back) steps.push({ kind: 'tick', wm: wm - p.tick.wm, now });
-          else steps.push({ kind: 'tick', wm: (wm += p.tick.wm), now });
-        }
-      }
-      // drain: the watermark closes everything, processing time releases every debounce
-      steps.push({ kind: 'tick', wm: FINAL_WM, now: now + 1_000_000 });
-      steps.push({ kind: 'tick', wm: FINAL_WM, now: now + 2_000_000 });
-      return steps;
-    });
+    .map(({ events, cuts, params }) => stepsOf(events, cuts, params, (e): Ev => ({ metric: e.metric, key: e.key, ts: e.ts, value: e.value, tags: e.v === null ? { env: e.env } : { env: e.env, v: e.v } }), { now0: 1_000_000, drain: [1_000_000, 2_000_000] }));
 }
 
-const call = (rt: PipelineRuntime, s: Step) => (s.kind === 'batch' ? rt.process(s.events as KeyedSample[], s.wmBefore, s.wmAfter, s.now) : rt.tick(s.wm, s.now));
 
 const aggregates = {
   n: { fn: 'count' },

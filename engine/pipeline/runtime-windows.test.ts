@@ -9,17 +9,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { PipelineRuntime, durationName, type KeyedSample, type PipelineResult } from './runtime.js';
 import { parsePipeline, type PipelineInput } from './spec.js';
+import { FINAL_WM, stepsOf, table, type Ev, type Step } from './testing/streams.js';
 
-interface Ev {
-  metric: string;
-  key: string;
-  ts: number;
-  value: number;
-}
-
-type Step = { kind: 'batch'; events: Ev[]; wmBefore: number; wmAfter: number; now: number } | { kind: 'tick'; wm: number; now: number };
-
-const FINAL_WM = 1e12;
 
 /**
  * Random events over [0, span) for a few keys, delivered roughly in event time (each event is
@@ -44,34 +35,7 @@ function streamArb(span: number, disorder: number, maxLag: number, keys = ['a', 
   });
   return fc
     .record({ events: fc.array(ev, { maxLength: 100, size: 'max' }), cuts: fc.array(fc.nat({ max: 99 }), { maxLength: 12, size: 'max' }), params: fc.array(batchParams, { minLength: 13, maxLength: 13 }) })
-    .map(({ events, cuts, params }) => {
-      const ordered = events
-        .map((e, i) => ({ e, at: e.ts + e.delay, i }))
-        .sort((x, y) => x.at - y.at || x.i - y.i)
-        .map(({ e }) => ({ metric: e.metric, key: e.key, ts: e.ts, value: e.value }));
-      const bounds = [...new Set([0, ...cuts.filter((c) => c < ordered.length), ordered.length])].sort((a, b) => a - b);
-      const steps: Step[] = [];
-      let wm = -1;
-      let now = 0;
-      let newest = -Infinity;
-      for (let b = 0; b + 1 < bounds.length; b++) {
-        const p = params[b];
-        const batch = ordered.slice(bounds[b], bounds[b + 1]);
-        for (const e of batch) newest = Math.max(newest, e.ts);
-        const wmAfter = Number.isFinite(newest) ? Math.max(wm, newest - p.lag) : wm;
-        const wmBefore = wm + Math.floor(p.before * (wmAfter - wm));
-        now += p.nowDelta;
-        steps.push({ kind: 'batch', events: batch, wmBefore, wmAfter, now });
-        wm = wmAfter;
-        if (p.tick) {
-          wm += p.tick.wm;
-          now += p.tick.nowDelta;
-          steps.push({ kind: 'tick', wm, now });
-        }
-      }
-      steps.push({ kind: 'tick', wm: FINAL_WM, now: now + 1_000_000 });
-      return steps;
-    });
+    .map(({ events, cuts, params }) => stepsOf(events, cuts, params, (e) => ({ metric: e.metric, key: e.key, ts: e.ts, value: e.value })));
 }
 
 const triggerArb = fc.constantFrom<PipelineInput['trigger']>(undefined, { early: '1s' }, { count: 2 }, { early: '2s', count: 3 });
@@ -87,11 +51,6 @@ function drive(rt: PipelineRuntime, steps: Step[]): PipelineResult[] {
 }
 
 /** The newest result per (key, window, start): what the table holds after upserts. */
-function table(results: PipelineResult[]) {
-  const rows = new Map<string, PipelineResult>();
-  for (const r of results) rows.set(`${r.key}|${r.window}|${r.start}`, r);
-  return rows;
-}
 
 /** The watermark each batch assigns its events against, and the watermark after every step. */
 function watermarks(steps: Step[]): { assign: number; after: number }[] {
