@@ -138,17 +138,24 @@ describe('HTTP gateway on the real stack', () => {
   });
 
   describe('data path: publish over HTTP, read back over HTTP, SSE and WebSocket', () => {
-    const base = Math.floor((Date.now() - 5 * 60_000) / 60_000) * 60_000;
-    const rand = rng(7);
+    // Event times are taken when the events are published, not when the file is collected: the
+    // stack may take minutes to start on a loaded machine, and the engine's idle watermark follows
+    // the clock meanwhile (events made at collection time could all be too late by then).
     const events: Ev[] = [];
-    for (let i = 0; i < 6000; i++) {
-      const metric = METRICS[i % 2];
-      const key = KEYS[Math.floor(rand() * KEYS.length)];
-      const ts = base + Math.floor((i / 6000) * 150_000) + Math.floor(rand() * 800);
-      const value = metric === 'gw_latency' ? Math.floor(1 + rand() * rand() * 5000) : Math.round((rand() * 80 - 20) * 4) / 4;
-      events.push({ metric, key, ts, value });
-    }
-    const expected = bruteForce(events);
+    let expected: ReturnType<typeof bruteForce>;
+    let base = 0;
+    const makeEvents = () => {
+      base = Math.floor((Date.now() - 5 * 60_000) / 60_000) * 60_000;
+      const rand = rng(7);
+      for (let i = 0; i < 6000; i++) {
+        const metric = METRICS[i % 2];
+        const key = KEYS[Math.floor(rand() * KEYS.length)];
+        const ts = base + Math.floor((i / 6000) * 150_000) + Math.floor(rand() * 800);
+        const value = metric === 'gw_latency' ? Math.floor(1 + rand() * rand() * 5000) : Math.round((rand() * 80 - 20) * 4) / 4;
+        events.push({ metric, key, ts, value });
+      }
+      expected = bruteForce(events);
+    };
     let sseAll: ReturnType<typeof sse>;
     let sseExact: ReturnType<typeof sse>;
     const wsResults: Result[] = [];
@@ -165,6 +172,7 @@ describe('HTTP gateway on the real stack', () => {
         ws.once('error', reject);
       });
       await Promise.all([sseAll.ready, sseExact.ready]);
+      makeEvents();
       for (let off = 0; off < events.length; off += 300) {
         const chunk = events.slice(off, off + 300).map((e) => ({ metric: e.metric, key: e.key, value: e.value, ts: e.ts }));
         const r = await fetch(`${http}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${T.publisher}`, 'content-type': 'application/json' }, body: JSON.stringify(chunk) });
