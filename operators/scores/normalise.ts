@@ -55,11 +55,6 @@ export interface Normaliser {
   restore(state: unknown, values: readonly number[], read: SnapshotReader, where: string): void;
 }
 
-/** Static normalisers hold no population: their snapshot is null. */
-function restoreStatic(state: unknown, read: SnapshotReader, where: string): void {
-  if (state !== null) read.fail(`${where} must be null (a static normaliser keeps no state), got ${JSON.stringify(state)?.slice(0, 60)}`);
-}
-
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
 
 /** The current values of a population, sorted, for exact min, max and rank in O(log n). */
@@ -184,41 +179,38 @@ class CompensatedSum {
   }
 }
 
-class Identity implements Normaliser {
+/** A normaliser that depends on nothing but its own value and options: no population, no state to keep. */
+abstract class StaticNormaliser implements Normaliser {
   readonly running = false;
+  abstract normalise(x: number): number;
   update(): boolean {
     return false;
-  }
-  normalise(x: number): number {
-    return x;
   }
   clear(): void {}
   snapshot(): null {
     return null;
   }
+  /** A static normaliser holds no population: its snapshot is null. */
   restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
-    restoreStatic(state, read, where);
+    if (state !== null) read.fail(`${where} must be null (a static normaliser keeps no state), got ${JSON.stringify(state)?.slice(0, 60)}`);
   }
 }
 
-class StaticMinMax implements Normaliser {
-  readonly running = false;
+class Identity extends StaticNormaliser {
+  normalise(x: number): number {
+    return x;
+  }
+}
+
+class StaticMinMax extends StaticNormaliser {
   constructor(
     private readonly min: number,
     private readonly max: number,
-  ) {}
-  update(): boolean {
-    return false;
+  ) {
+    super();
   }
   normalise(x: number): number {
     return clamp01((x - this.min) / (this.max - this.min));
-  }
-  clear(): void {}
-  snapshot(): null {
-    return null;
-  }
-  restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
-    restoreStatic(state, read, where);
   }
 }
 
@@ -258,42 +250,23 @@ class RunningMinMax implements Normaliser {
   }
 }
 
-class LogScale implements Normaliser {
-  readonly running = false;
+class LogScale extends StaticNormaliser {
   private readonly denom: number;
   constructor(max: number) {
+    super();
     this.denom = Math.log1p(max);
-  }
-  update(): boolean {
-    return false;
   }
   normalise(x: number): number {
     return x > 0 ? clamp01(Math.log1p(x) / this.denom) : 0;
   }
-  clear(): void {}
-  snapshot(): null {
-    return null;
-  }
-  restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
-    restoreStatic(state, read, where);
-  }
 }
 
-class Capped implements Normaliser {
-  readonly running = false;
-  constructor(private readonly cap: number) {}
-  update(): boolean {
-    return false;
+class Capped extends StaticNormaliser {
+  constructor(private readonly cap: number) {
+    super();
   }
   normalise(x: number): number {
     return clamp01(x / this.cap);
-  }
-  clear(): void {}
-  snapshot(): null {
-    return null;
-  }
-  restore(state: unknown, _values: readonly number[], read: SnapshotReader, where: string): void {
-    restoreStatic(state, read, where);
   }
 }
 
