@@ -5,7 +5,7 @@
  * window type with every later stage (debounce, score with running normalisers, trend, alerts).
  * The run is cut after a random call, snapshotted, restored into a fresh runtime, and both go on
  * with the same calls: every later output (results and alert transitions) and every readout
- * (late and skip counts, debounce counters, top-K of profiles, movers) must be identical.
+ * (late and skip counts, debounce counters, top-K of profiles) must be identical.
  *
  * Up to the order within one call: the window operator's snapshot keeps its state, not the order
  * in which keys whose timers fall due at the same watermark come out of its timer heap (its own
@@ -118,7 +118,6 @@ function readouts(rt: PipelineRuntime, running: boolean) {
     debounced: rt.debounced,
     state: rt.stateSize(),
     top: running ? null : rt.windows.map((w) => rt.profiles.map((p) => rt.topProfile(w, p, 3))),
-    movers: rt.windows.map((w) => rt.movers(w, 3) ?? null),
   };
 }
 

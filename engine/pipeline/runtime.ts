@@ -19,7 +19,6 @@ import { globalWindow, rolling, session, sliding, tumbling, type WindowAssigner 
 import type { TriggerSpec } from '../../operators/windows/triggers.js';
 import { KeyedDebounce } from '../../operators/keyed/debounceByKey.js';
 import { ScoreBoard, type ScoreSpec } from '../../operators/scores/scoreboard.js';
-import { TrendTracker } from '../../operators/trend/trend.js';
 import { AlertEvaluator } from '../../operators/alerts/evaluator.js';
 import type { Sample } from '../../operators/sample.js';
 import type { ViewResult } from '../live-view.js';
@@ -393,10 +392,10 @@ function windowSpan(w: PipelineSpec['window']): number {
  * when a window's value changes, the row one period later (whose trend depended on it) is emitted
  * again with its new trend (same revision: its window did not change). Rows more than
  * period + window size + allowed lateness behind the watermark are forgotten: no correction can
- * reach them or the row after them. The movers of the newest window come from operators/trend's TrendTracker.
+ * reach them or the row after them. The movers of the newest window are the live view's top-K by
+ * trend_pct (descending: rising, ascending: falling).
  */
 class TrendStage {
-  private readonly trackers = new Map<string, TrendTracker>();
   /** Per window name and key: the key's recent rows by window start. */
   private readonly memo = new Map<string, Map<string, Map<number, Row>>>();
 
@@ -411,10 +410,6 @@ class TrendStage {
 
   private callWm = -Infinity;
   private sweptAt = -Infinity;
-
-  tracker(window: string): TrendTracker | undefined {
-    return this.trackers.get(window);
-  }
 
   private valueOf(r: Row | undefined): number | null {
     const v = r?.columns[this.field];
@@ -433,9 +428,6 @@ class TrendStage {
 
   apply(r: Row, again: (r: Row) => void): void {
     const v = this.valueOf(r);
-    let tracker = this.trackers.get(r.window);
-    if (!tracker) this.trackers.set(r.window, (tracker = new TrendTracker({ periodMs: this.periodMs, threshold: this.threshold })));
-    if (v !== null) tracker.update(r.key, r.start, v);
     let keys = this.memo.get(r.window);
     if (!keys) this.memo.set(r.window, (keys = new Map()));
     let rows = keys.get(r.key);
@@ -486,29 +478,20 @@ class TrendStage {
     for (const start of rows.keys()) if (start < from - this.keepMs) rows.delete(start);
   }
 
-  /** The trackers per window name, the memo: [window, [[key, [row, ...]], ...]], and when keys were last swept. */
+  /** The memo: [window, [[key, [row, ...]], ...]], and when keys were last swept. (Snapshots before 2026-11-23 also held `trackers`: ignored.) */
   snapshot(): unknown {
-    const trackers = Object.fromEntries([...this.trackers].map(([w, t]) => [w, t.snapshot()]));
     const memo: unknown[] = [];
     for (const [w, keys] of this.memo) {
       const entries: unknown[] = [];
       for (const [key, rows] of keys) entries.push([key, [...rows.values()].map(encodeRow)]);
       memo.push([w, entries]);
     }
-    return { trackers, memo, sweptAt: encodeNum(this.sweptAt) };
+    return { memo, sweptAt: encodeNum(this.sweptAt) };
   }
 
   restore(v: unknown, read: SnapshotReader, windows: readonly string[]): void {
     const o = read.object(v, 'trend');
     const sweptAt = read.number(o.sweptAt, 'trend.sweptAt');
-    const tr = read.object(o.trackers, 'trend.trackers');
-    const trackers = new Map<string, TrendTracker>();
-    for (const w in tr) {
-      read.oneOf(w, windows, 'trend.trackers: window');
-      const t = new TrendTracker({ periodMs: this.periodMs, threshold: this.threshold });
-      read.within(`trend.trackers.${w}`, () => t.restore(read.string(tr[w], `trend.trackers.${w}`)));
-      trackers.set(w, t);
-    }
     const memo = new Map<string, Map<string, Map<number, Row>>>();
     read.array(o.memo, 'trend.memo').forEach((entry, i) => {
       const where = `trend.memo[${i}]`;
@@ -532,8 +515,6 @@ class TrendStage {
       });
       memo.set(window, keys);
     });
-    this.trackers.clear();
-    for (const [w, t] of trackers) this.trackers.set(w, t);
     this.memo.clear();
     for (const [w, m] of memo) this.memo.set(w, m);
     this.sweptAt = sweptAt;
@@ -609,7 +590,7 @@ export class PipelineRuntime {
    * The whole state as JSON text, for checkpoints: format tag, the pipeline spec, the watermark,
    * the skip counters, and each stage's state through its operator's own snapshot (window stage
    * with its late count, debounce gate with the rows it holds and its counters, score boards and
-   * trend trackers per window with the trend memo, alert evaluators per window). Take it between
+   * the trend memo, alert evaluators per window). Take it between
    * calls; processing time is not part of it (the runner passes `now`).
    */
   snapshot(): string {
@@ -708,10 +689,6 @@ export class PipelineRuntime {
     return this.score?.board(window)?.size ?? 0;
   }
 
-  /** The rising and falling movers of the newest window. */
-  movers(window: string, k: number) {
-    return this.trend?.tracker(window)?.movers(k);
-  }
 
   stateSize() {
     return this.stage.size;
