@@ -117,7 +117,7 @@ export function run(say: Say): void {
     const bytes = (after.heapUsed + after.arrayBuffers - before.heapUsed - before.arrayBuffers) / keys;
     say(
       `${spec.name.padEnd(14)} ${spec.window.type.padEnd(8)} ${fmt(rate).padStart(10)} events/s (x${(rate / base).toFixed(2)} of baseline), ` +
-        `${fmt(last.results)} rows, ${fmt(last.alerts)} alert transitions, ${fmt(bytes)} B per key (${fmt(keys)} keys with state)`,
+        `${fmt(last.results)} rows, ${fmt(last.alerts)} alert transitions, ${bytes > 0 ? `${fmt(bytes)} B` : 'below the heap noise'} per key (${fmt(keys)} keys with state)`,
     );
   }
 }
