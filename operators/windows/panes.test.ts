@@ -22,6 +22,7 @@ import {
   type OracleWindow,
   type Stream,
   expectRunMatchesOracle,
+  sampleRuns,
 } from './testing/testkit.js';
 import type { TriggerSpec } from './triggers.js';
 import type { LateReason, StateSize } from './keyed.js';
@@ -141,9 +142,7 @@ describe('KeyedWindows with tumbling and sliding assigners vs brute force', () =
   });
 
   it('the generator exercises late events, corrections, partials of both triggers, restores and sliding merges', () => {
-    const samples = fc.sample(scenarios, { numRuns: 150, seed: 7 }).map((sc) => ({ sc, run: drive(sc.stream.steps, make(sc), sc.snapshotAt) }));
-    const share = (pred: (x: (typeof samples)[number]) => boolean) => samples.filter(pred).length / samples.length;
-    const results = (x: (typeof samples)[number]) => x.run.records.flatMap((r) => r.results);
+    const { share, results } = sampleRuns(scenarios, make, 150, 7);
     expect(share((x) => x.run.records.some((r) => r.late.length > 0))).toBeGreaterThan(0.2);
     expect(share((x) => corrections(results(x)) > 0)).toBeGreaterThan(0.2);
     expect(share((x) => corrections(results(x)) > 0 && !x.sc.trigger?.count && !x.sc.trigger?.earlyMs)).toBeGreaterThan(0.05);

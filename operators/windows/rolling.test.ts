@@ -21,6 +21,7 @@ import {
   type OracleWindow,
   type Stream,
   expectRunMatchesOracle,
+  sampleRuns,
 } from './testing/testkit.js';
 import type { TriggerSpec } from './triggers.js';
 
@@ -148,10 +149,7 @@ describe('KeyedWindows with the rolling assigner vs brute force', () => {
   });
 
   it('the generator exercises both late reasons, corrections, merged panes, the default per-batch trigger and restores', () => {
-    const samples = fc.sample(scenarios, { numRuns: 120, seed: 13 }).map((sc) => ({ sc, run: drive(sc.stream.steps, make(sc), sc.snapshotAt) }));
-    const share = (pred: (x: (typeof samples)[number]) => boolean) => samples.filter(pred).length / samples.length;
-    const results = (x: (typeof samples)[number]) => x.run.records.flatMap((r) => r.results);
-    const late = (x: (typeof samples)[number]) => x.run.records.flatMap((r) => r.late);
+    const { share, results, late } = sampleRuns(scenarios, make, 120, 13);
     expect(share((x) => late(x).some((e) => e.reason === 'closed'))).toBeGreaterThan(0.2);
     expect(share((x) => late(x).some((e) => e.reason === 'out-of-range'))).toBeGreaterThan(0.03);
     expect(share((x) => results(x).some((e, i, all) => e.final && all.some((f, j) => j < i && f.final && f.key === e.key && f.window === e.window && f.end === e.end)))).toBeGreaterThan(0.1);

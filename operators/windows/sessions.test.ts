@@ -20,6 +20,7 @@ import {
   type OracleWindow,
   type Stream,
   expectRunMatchesOracle,
+  sampleRuns,
 } from './testing/testkit.js';
 import type { TriggerSpec } from './triggers.js';
 
@@ -166,9 +167,7 @@ describe('KeyedWindows with the session assigner vs brute force', () => {
   });
 
   it('the generator exercises bridging merges, replaced windows, corrections, late events and restores', () => {
-    const samples = fc.sample(scenarios, { numRuns: 120, seed: 11 }).map((sc) => ({ sc, run: drive(sc.stream.steps, make(sc), sc.snapshotAt) }));
-    const share = (pred: (x: (typeof samples)[number]) => boolean) => samples.filter(pred).length / samples.length;
-    const results = (x: (typeof samples)[number]) => x.run.records.flatMap((r) => r.results);
+    const { share, results } = sampleRuns(scenarios, make, 120, 11);
     expect(share((x) => results(x).some((e) => (e.replaces?.length ?? 0) > 0))).toBeGreaterThan(0.2);
     expect(share((x) => results(x).some((e) => (e.replaces?.length ?? 0) > 1))).toBeGreaterThan(0.02);
     expect(share((x) => x.run.records.some((r) => r.late.length > 0))).toBeGreaterThan(0.2);

@@ -206,6 +206,20 @@ export interface Run {
  * Drives an operator over the steps. If `snapshotAt` is a step index, the operator is
  * snapshotted before that step and replaced by a fresh one restored from the snapshot.
  */
+/**
+ * Runs a fixed sample of scenarios, for tests that the generator reaches the interesting cases:
+ * `share(pred)` is the fraction of sampled runs for which `pred` holds.
+ */
+export function sampleRuns<S extends { stream: Stream; snapshotAt: number }>(scenarios: fc.Arbitrary<S>, make: (sc: S) => () => KeyedWindows<Item, CountSum, CountSum>, numRuns: number, seed: number) {
+  const samples = fc.sample(scenarios, { numRuns, seed }).map((sc) => ({ sc, run: drive(sc.stream.steps, make(sc), sc.snapshotAt) }));
+  type Sampled = (typeof samples)[number];
+  return {
+    share: (pred: (x: Sampled) => boolean) => samples.filter(pred).length / samples.length,
+    results: (x: Sampled) => x.run.records.flatMap((r) => r.results),
+    late: (x: Sampled) => x.run.records.flatMap((r) => r.late),
+  };
+}
+
 export function drive(steps: Step[], make: () => KeyedWindows<Item, CountSum, CountSum>, snapshotAt = -1): Run {
   let w = make();
   const run: Run = { records: [] };
