@@ -222,7 +222,7 @@ describe('PipelineRuntime snapshot and restore', () => {
   });
 
   it('a snapshot of another spec is refused, naming the first difference, and the runtime is left as it was', () => {
-    const base = { name: 'p', source: { metrics: ['m'] }, window: { type: 'rolling', pane: '1d', sizes: ['7d', '30d'] }, aggregates: { n: { fn: 'count' }, total: { fn: 'sum' } } } as const;
+    const base: PipelineInput = { name: 'p', source: { metrics: ['m'] }, window: { type: 'rolling', pane: '1d', sizes: ['7d', '30d'] }, aggregates: { n: { fn: 'count' }, total: { fn: 'sum' } } };
     const a = new PipelineRuntime(parsePipeline(base));
     a.process([{ metric: 'm', key: 'k', ts: 5, value: 1 }], 0, 0, 0);
     const text = a.snapshot();
