@@ -22,7 +22,7 @@ import { ScoreBoard, type ScoreSpec } from '../../operators/scores/scoreboard.js
 import { AlertEvaluator } from '../../operators/alerts/evaluator.js';
 import type { Sample } from '../../operators/sample.js';
 import type { ViewResult } from '../live-view.js';
-import type { AlertEvent } from './sink.js';
+import type { AlertEvent, ResultRow } from './sink.js';
 import { compositeAggregator, type Columns } from './composite.js';
 import type { PipelineSpec } from './spec.js';
 import { encodeNum, jsonDifference, SnapshotReader } from '../../operators/keyed/snapshot.js';
@@ -47,16 +47,7 @@ export interface RuntimeOutput {
 }
 
 /** A row between stages: identity and columns, before it becomes a PipelineResult. */
-interface Row {
-  key: string;
-  window: string;
-  start: number;
-  end: number;
-  final: boolean;
-  revision: number;
-  superseded: boolean;
-  columns: Columns;
-}
+type Row = Omit<ResultRow, 'emittedAt' | 'fields' | 'superseded'> & { superseded: boolean; columns: Columns };
 
 export const durationName = (ms: number): string => {
   for (const [unit, size] of [
