@@ -22,7 +22,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { rng } from '../benchmarks/producer.js';
 import { CheckpointStore, type PipelineCheckpoint } from '../engine/pipeline/checkpoint.js';
@@ -146,7 +146,20 @@ describe('declared pipelines: checkpoints on the real stack', () => {
         i = j;
       }
     };
-    type Status = { caughtUp: boolean; lastSeq: number; restoredFrom: number; restoreError?: string; eventsThisRun: number; events: number; checkpointSeq: number; checkpoints: number; checkpointBytes: number; checkpointSnapshotMs: number };
+    type Status = {
+      caughtUp: boolean;
+      lastSeq: number;
+      restoredFrom: number;
+      restoreError?: string;
+      eventsThisRun: number;
+      events: number;
+      checkpointSeq: number;
+      checkpoints: number;
+      checkpointBytes: number;
+      checkpointSnapshotMs: number;
+      consumer: string;
+      ackedSeq: number;
+    };
     const status = async (name: Name) => (await ctx.nc.request(`weir.api.${name}.status`, '{}', { timeout: 3000 })).json<Status>();
     const reads = (name: Name) => new Set(name === 'ck_roll' ? ROLL.source.metrics : TUM.source.metrics);
     const lastSeqOf = (name: Name) => Math.max(...published.filter((p) => reads(name).has(p.metric)).map((p) => p.seq));
@@ -164,6 +177,14 @@ describe('declared pipelines: checkpoints on the real stack', () => {
       }, 30_000, 100);
       covered[name] = st.checkpointSeq;
       expect(st.checkpointSeq).toBe(upTo);
+      // acks follow checkpoints: the durable consumer's ack floor is the checkpoint's position
+      const acked = await waitFor(`${name} to ack up to seq ${upTo}`, async () => {
+        const info = await (await jetstreamManager(ctx.nc)).consumers.info('WEIR_EVENTS', `weir-pipeline-${name}`);
+        return info.ack_floor.stream_seq >= upTo ? info : undefined;
+      }, 30_000, 100);
+      expect(acked.ack_floor.stream_seq).toBe(upTo);
+      expect(acked.config.ack_policy).toBe('all');
+      expect((await status(name)).ackedSeq).toBe(upTo);
     }
     expect(await ctx.engine.stop('SIGKILL')).toBe('SIGKILL');
 
@@ -233,33 +254,42 @@ describe('declared pipelines: checkpoints on the real stack', () => {
     await check('after a full replay of ck_tum (corrupt checkpoint)');
   });
 
-  it('a checkpoint larger than a KV value goes in chunks of the real bucket and comes back; a smaller one after it purges them', async () => {
+  it('a checkpoint larger than a KV value goes in chunks of the real bucket and comes back; the next one after a small change writes only a few chunks; slots are reused', async () => {
     const js = jetstream(ctx.nc);
     const store = await CheckpointStore.open(ctx.nc, js, 'ck_big');
-    const cp = (seq: number, chars: number): PipelineCheckpoint => ({
+    const max = ctx.nc.info!.max_payload;
+    // a keyed state of random entries (barely compressible), about 3 max payloads of gzip
+    const entries = Array.from({ length: Math.ceil((max * 3 * 1.4) / 60) }, (_, i) => [`key-${i}`, randomBytes(24).toString('hex')]);
+    const cp = (seq: number): PipelineCheckpoint => ({
       pipeline: 'ck_big',
       seq,
       stream: 'x',
       watermark: seq,
       counters: { events: seq, results: 0, alerts: 0, rowsWritten: 0, flushFailures: 0 },
-      at: Date.now(),
-      // incompressible: 2.5 max payloads of gzip
-      runtime: randomBytes(chars / 2).toString('hex'),
+      at: 1_795_000_000_000 + seq,
+      runtime: JSON.stringify(entries),
       view: '[]',
     });
-    const max = ctx.nc.info!.max_payload;
-    const big = cp(1, Math.ceil(max * 2.5 * 2 * 1.1));
-    expect((await store.save(big)).parts).toBeGreaterThanOrEqual(3);
-    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(big);
-    const bigger = cp(2, Math.ceil(max * 3.5 * 2 * 1.1));
-    await store.save(bigger);
-    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(bigger);
-    const small = cp(3, 1000);
-    expect((await store.save(small)).parts).toBe(0);
-    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(small);
+    const first = await store.save(cp(1));
+    expect(first.chunks).toBeGreaterThanOrEqual(3);
+    expect(first.chunksWritten).toBe(first.chunks);
+    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(cp(1));
+    entries[10][1] = 'changed';
+    entries.push(['key-new', 'added']);
+    const second = await store.save(cp(2));
+    expect(second.chunksWritten).toBeLessThanOrEqual(4);
+    expect(second.written).toBeLessThan(first.written / 3);
+    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(cp(2));
+    // a restarted store (load, then save) goes on from the stored chunks
+    const again = await CheckpointStore.open(ctx.nc, js, 'ck_big');
+    await again.load();
+    entries[20][1] = 'changed too';
+    expect((await again.save(cp(3))).chunksWritten).toBeLessThanOrEqual(3);
+    expect(await (await CheckpointStore.open(ctx.nc, js, 'ck_big')).load()).toEqual(cp(3));
     const kv = await new Kvm(js).open('WEIR_CHECKPOINTS');
-    const left: string[] = [];
-    for await (const k of await kv.keys('pipeline.ck_big.>')) left.push(k);
-    expect(left).toEqual([]);
+    const keys: string[] = [];
+    for await (const k of await kv.keys('pipeline.ck_big.>')) keys.push(k);
+    expect(keys.every((k) => /^pipeline\.ck_big\.c\.\d+$/.test(k))).toBe(true);
+    expect(keys.length).toBeLessThanOrEqual(2 * first.chunks);
   });
 });

@@ -20,13 +20,13 @@ import type { Sample } from '../../operators/sample.js';
 
 type Say = (line: string) => void;
 
-const KEYS = 10_000;
+export const KEYS = 10_000;
 const N = 200_000;
 const BATCH = 1000;
 const fmt = (x: number) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toPrecision(3));
 
 /** Events of a pipeline's metrics: keys uniform, values in a plausible range, tags the pipeline needs. */
-function eventsFor(spec: PipelineSpec, seed: number): { batches: KeyedSample[][]; spanMs: number } {
+export function eventsFor(spec: PipelineSpec, seed: number): { batches: KeyedSample[][]; spanMs: number } {
   const rand = rng(seed);
   const metrics = spec.source.metrics.filter((m) => m !== '*');
   const tags = spec.keyBy.filter((k) => k.startsWith('tag:')).map((k) => k.slice(4));
@@ -55,7 +55,7 @@ function eventsFor(spec: PipelineSpec, seed: number): { batches: KeyedSample[][]
   return { batches, spanMs };
 }
 
-function runPipeline(spec: PipelineSpec, batches: KeyedSample[][], close = true): { rt: PipelineRuntime; results: number; alerts: number } {
+export function runPipeline(spec: PipelineSpec, batches: KeyedSample[][], close = true): { rt: PipelineRuntime; results: number; alerts: number } {
   const rt = new PipelineRuntime(spec);
   let results = 0;
   let alerts = 0;

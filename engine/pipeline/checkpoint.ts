@@ -1,19 +1,26 @@
 /**
  * Checkpoints of declared pipelines (docs/pipelines.md, "Delivery"), in the JetStream KV bucket
- * WEIR_CHECKPOINTS beside the default pipeline's:
+ * WEIR_CHECKPOINTS beside the default pipeline's. They are **incremental**: a checkpoint writes
+ * only the parts of the state that changed since the one before.
  *
- *   pipeline.<name>              the record: one line of JSON (format, stream position, watermark,
- *                                counters, payload size and sha256, where the payload is), then
- *                                the payload itself when it fits in the same value
- *   pipeline.<name>.<slot>.<i>   the payload in chunks, when it does not (slot a or b)
+ *   pipeline.<name>          the record: one line of JSON (format, stream position, watermark,
+ *                            counters, and the list of the state's chunks), then, for a state
+ *                            smaller than one chunk, the gzip of that state itself
+ *   pipeline.<name>.c.<i>    chunk i: gzip of a piece of the state (slots, reused)
  *
- * The payload is gzip of the PipelineRuntime snapshot and the live view's entries. A KV value is
- * one NATS message, so it is bounded by the server's max_payload (1 MB by default in
- * nats-server 2.15, at most 64 MB) and by the bucket's max value size when one is set; a
- * larger payload is cut into chunks of that size. Chunks go to the slot the current record does
- * not point to, and the record is written last, in one put: a crash while chunks are written
- * leaves the previous checkpoint whole. The sha256 of the payload is checked on load, so a record
- * whose chunks were overwritten or lost is refused rather than half restored.
+ * The state (PipelineRuntime snapshot + live view, as text) is cut into chunks by content
+ * (engine/pipeline/cdc.ts: cut points depend on the bytes around them, not on offsets), and each
+ * chunk is named by its sha256. A chunk whose hash the current record already lists is not written
+ * again: a checkpoint after a change to a few keys writes the chunks that hold those keys, and the
+ * record. This is the scheme of restic and borg, and the idea of Flink's incremental RocksDB
+ * checkpoints (only new SST files are uploaded).
+ *
+ * Crash safety: new chunks go only to slots the current record does not use, and the record is
+ * written last, in one put. A crash at any point leaves the previous record and all its chunks
+ * whole. Slots the new record no longer uses are free for the next checkpoint (they are
+ * overwritten, never purged: a purge leaves a marker in the stream for ever, and a fixed set of
+ * slots bounds the keys to about twice the state's chunks). Every chunk's sha256 is checked on
+ * load, so a record whose chunks were lost or overwritten is refused rather than half restored.
  */
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -22,11 +29,12 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { CHECKPOINT_BUCKET } from '../source.js';
+import { cdcBoundaries, DEFAULT_CDC, type CdcOptions } from './cdc.js';
 
 const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
-export const PIPELINE_CHECKPOINT_FORMAT = 'weir.pipeline-checkpoint/1';
+export const PIPELINE_CHECKPOINT_FORMAT = 'weir.pipeline-checkpoint/2';
 
 /** Counters of a runner that continue across restarts. */
 export interface CheckpointCounters {
@@ -55,19 +63,17 @@ export interface PipelineCheckpoint {
   view: string;
 }
 
-/** The record at pipeline.<name>: the checkpoint without its payload, and where the payload is. */
+/** A chunk of the state in the record: slot (-1: inline, after the record's line), sha256 (first 32 hex digits) and size of its bytes, size stored (gzip). */
+type ChunkRef = [slot: number, hash: string, raw: number, stored: number];
+
+/** The record at pipeline.<name>: the checkpoint without its state, and where the state is. */
 interface Record_ extends Omit<PipelineCheckpoint, 'runtime' | 'view' | 'watermark'> {
   format: string;
   watermark: number | string;
-  /** Lengths (UTF-16 units) of the runtime and view texts in the payload. */
+  /** Lengths (UTF-16 units) of the runtime and view texts in the state. */
   runtimeLength: number;
   viewLength: number;
-  /** gzip payload: size in bytes and sha256 (hex). */
-  size: number;
-  sha256: string;
-  /** 0: the payload follows the record's line in the same value; otherwise the number of chunks in `slot`. */
-  parts: number;
-  slot: 'a' | 'b';
+  chunks: ChunkRef[];
 }
 
 /** The few KV operations a checkpoint store needs (a JetStream KV bucket, or a Map in tests). */
@@ -83,28 +89,43 @@ export interface CheckpointKv {
 export interface SaveStats {
   /** Bytes of runtime snapshot + view, before compression. */
   raw: number;
-  /** Bytes stored (compressed payload). */
+  /** Bytes the whole state takes in KV (compressed chunks). */
   stored: number;
-  parts: number;
-  /** Compression and KV writes, ms. */
+  /** Bytes written by this save (new chunks and the record). */
+  written: number;
+  /** Chunks of the state, and how many of them this save wrote (the others were stored already). */
+  chunks: number;
+  chunksWritten: number;
+  /** Chunking, hashing, compression and KV writes, ms. */
   ms: number;
 }
 
 const NL = 0x0a;
+/** KV puts in flight at once while chunks are written. */
+const PUT_CONCURRENCY = 8;
 
 export class CheckpointStore {
-  /** The slot the current record points to, and the chunks known in each slot (undefined: not known). */
-  private slot: 'a' | 'b' | undefined;
-  private readonly partsIn: { a?: number; b?: number } = {};
+  /** The chunks of the current record by hash (undefined: not read yet), and the slots they use. */
+  private current: Map<string, ChunkRef> | undefined;
+  /** Slots that exist in the bucket (any content): found by a key listing on the first save. */
+  private slots: Set<number> | undefined;
+  private readonly cdc: CdcOptions;
 
   constructor(
     private readonly kv: CheckpointKv,
     readonly pipeline: string,
     /** Largest value the bucket takes, in bytes. */
     private readonly maxValue: number,
+    cdc?: CdcOptions,
   ) {
     if (!/^[A-Za-z0-9_-]+$/.test(pipeline)) throw new Error(`pipeline checkpoint: name ${JSON.stringify(pipeline)} cannot be a KV key token`);
     if (!(maxValue >= 1024)) throw new Error(`pipeline checkpoint: a KV value must be allowed at least 1 KiB, got ${maxValue}`);
+    // A chunk's gzip must fit in one value: gzip adds at most ~0.03 % + 20 bytes to incompressible data.
+    const fit = Math.floor((maxValue - 1024) / 1.01);
+    const base = cdc ?? DEFAULT_CDC;
+    let avg = base.avg;
+    while (avg > 128 && avg * 2 > fit) avg /= 2;
+    this.cdc = { min: Math.min(base.min, avg / 2), avg, max: Math.min(base.max, fit) };
   }
 
   /** The store of one pipeline in the WEIR_CHECKPOINTS bucket (created as the engine creates it, if missing). */
@@ -121,21 +142,60 @@ export class CheckpointStore {
     return `pipeline.${this.pipeline}`;
   }
 
-  private chunkKey(slot: 'a' | 'b', i: number): string {
-    return `${this.key}.${slot}.${i}`;
+  private chunkKey(slot: number): string {
+    return `${this.key}.c.${slot}`;
   }
 
   /**
-   * Writes the checkpoint: chunks (if any) first, into the slot the current record does not use,
-   * then the record. Call it only once the rows the state covers are durable.
+   * Writes the checkpoint: the chunks of its state that are not stored yet, into free slots, then
+   * the record. Call it only once the rows the state covers are durable.
    */
   async save(cp: PipelineCheckpoint): Promise<SaveStats> {
     const t0 = performance.now();
     if (cp.pipeline !== this.pipeline) throw new Error(`pipeline checkpoint: a checkpoint of ${cp.pipeline} given to the store of ${this.pipeline}`);
-    const text = cp.runtime + cp.view;
-    const payload = await gzipAsync(Buffer.from(text, 'utf8'), { level: 1 });
-    const sha256 = createHash('sha256').update(payload).digest('hex');
-    const base: Omit<Record_, 'parts' | 'slot'> = {
+    const current = await this.currentChunks();
+    const slots = await this.existingSlots();
+    const raw = Buffer.from(cp.runtime + cp.view, 'utf8');
+    const ends = cdcBoundaries(raw, this.cdc);
+    const used = new Set<number>();
+    for (const ref of current.values()) used.add(ref[0]);
+    let nextFree = 0;
+    const freeSlot = () => {
+      while (used.has(nextFree)) nextFree++;
+      used.add(nextFree);
+      return nextFree;
+    };
+    const chunks: ChunkRef[] = [];
+    const mine = new Map<string, ChunkRef>();
+    const writes: { ref: ChunkRef; gz: Buffer }[] = [];
+    let inline: Buffer | null = null;
+    let start = 0;
+    for (const end of ends) {
+      const piece = raw.subarray(start, end);
+      start = end;
+      const hash = createHash('sha256').update(piece).digest('hex').slice(0, 32);
+      const known = mine.get(hash) ?? (current.get(hash)?.[0] !== -1 ? current.get(hash) : undefined);
+      if (known) {
+        chunks.push(known);
+        mine.set(hash, known);
+        continue;
+      }
+      const gz = await gzipAsync(piece, { level: 1 });
+      if (ends.length === 1 && gz.length + 4096 <= this.maxValue) {
+        // a state smaller than a chunk travels in the record's value: one put per checkpoint
+        inline = gz;
+        chunks.push([-1, hash, piece.length, gz.length]);
+        break;
+      }
+      const ref: ChunkRef = [freeSlot(), hash, piece.length, gz.length];
+      chunks.push(ref);
+      mine.set(hash, ref);
+      writes.push({ ref, gz });
+    }
+    for (let i = 0; i < writes.length; i += PUT_CONCURRENCY)
+      await Promise.all(writes.slice(i, i + PUT_CONCURRENCY).map(({ ref, gz }) => this.kv.put(this.chunkKey(ref[0]), gz)));
+    for (const { ref } of writes) slots.add(ref[0]);
+    const record: Record_ = {
       format: PIPELINE_CHECKPOINT_FORMAT,
       pipeline: cp.pipeline,
       seq: cp.seq,
@@ -145,47 +205,66 @@ export class CheckpointStore {
       at: cp.at,
       runtimeLength: cp.runtime.length,
       viewLength: cp.view.length,
-      size: payload.length,
-      sha256,
+      chunks,
     };
-    const inlineRecord = Buffer.from(JSON.stringify({ ...base, parts: 0, slot: this.slot ?? 'a' }) + '\n', 'utf8');
-    let parts = 0;
-    if (inlineRecord.length + payload.length <= this.maxValue) {
-      await this.kv.put(this.key, Buffer.concat([inlineRecord, payload]));
-      // chunks of an earlier, larger checkpoint are no longer referenced
-      for (const slot of ['a', 'b'] as const) await this.dropChunks(slot, 0);
-    } else {
-      const slot = this.slot === 'a' ? 'b' : 'a';
-      parts = Math.ceil(payload.length / this.maxValue);
-      for (let i = 0; i < parts; i++) await this.kv.put(this.chunkKey(slot, i), payload.subarray(i * this.maxValue, (i + 1) * this.maxValue));
-      await this.kv.put(this.key, Buffer.from(JSON.stringify({ ...base, parts, slot }) + '\n', 'utf8'));
-      this.slot = slot;
-      await this.dropChunks(slot, parts);
-    }
-    return { raw: Buffer.byteLength(text, 'utf8'), stored: payload.length, parts, ms: performance.now() - t0 };
-  }
-
-  /** Purges the chunks of `slot` from index `from` on (they belong to no record). */
-  private async dropChunks(slot: 'a' | 'b', from: number): Promise<void> {
-    let known = this.partsIn[slot];
-    if (known === undefined) {
-      const prefix = `${this.key}.${slot}.`;
-      known = 0;
-      for (const k of await this.kv.keys(`${prefix}*`)) {
-        const i = Number(k.slice(prefix.length));
-        if (Number.isSafeInteger(i) && i + 1 > known) known = i + 1;
-      }
-    }
-    for (let i = from; i < known; i++) await this.kv.purge(this.chunkKey(slot, i));
-    this.partsIn[slot] = from;
+    const line = Buffer.from(JSON.stringify(record) + '\n', 'utf8');
+    const value = inline ? Buffer.concat([line, inline]) : line;
+    if (value.length > this.maxValue)
+      throw new Error(`pipeline checkpoint ${this.key}: the record lists ${chunks.length} chunks and takes ${value.length} bytes, more than a KV value (${this.maxValue}); the state (${raw.length} bytes) is too large for the bucket's value size`);
+    await this.kv.put(this.key, value);
+    this.current = new Map(chunks.map((c) => [c[1], c]));
+    let stored = 0;
+    for (const c of chunks) stored += c[3];
+    const written = value.length + writes.reduce((n, w) => n + w.gz.length, 0);
+    return { raw: raw.length, stored, written, chunks: chunks.length, chunksWritten: writes.length + (inline ? 1 : 0), ms: performance.now() - t0 };
   }
 
   /**
-   * The stored checkpoint, or null when there is none. Throws an Error starting with
-   * "pipeline checkpoint" when it is unreadable: not a record, another format or pipeline, a
-   * chunk missing, a payload whose size or sha256 differs.
+   * The chunks already stored that a save may point to again: those of the record this store
+   * loaded (every one checked) or saved last. A store that has not done either trusts none of
+   * the stored record's chunks (one may be lost or overwritten: that is why a load fails), but it
+   * does not overwrite them either: until its own record is written, the stored one stays whole.
    */
-  async load(): Promise<PipelineCheckpoint | null> {
+  private async currentChunks(): Promise<Map<string, ChunkRef>> {
+    if (!this.current) {
+      this.current = new Map();
+      try {
+        const r = await this.readRecord();
+        // slot-only entries: never matched by hash (the key '#<slot>' is not a sha256)
+        if (r) for (const c of r.record.chunks) if (c[0] >= 0) this.current.set(`#${c[0]}`, c);
+      } catch {
+        /* unreadable: nothing of it is worth keeping, every slot is free */
+      }
+    }
+    return this.current;
+  }
+
+  /**
+   * The chunk slots in the bucket, listed once. Keys of this pipeline that are not slots (chunks
+   * of the older slot-a/b format) are purged then.
+   */
+  private async existingSlots(): Promise<Set<number>> {
+    if (!this.slots) {
+      const slots = new Set<number>();
+      const prefix = `${this.key}.`;
+      for (const k of await this.kv.keys(`${prefix}>`)) {
+        const m = /^c\.(\d+)$/.exec(k.slice(prefix.length));
+        if (m) slots.add(Number(m[1]));
+        else await this.kv.purge(k);
+      }
+      this.slots = slots;
+    }
+    return this.slots;
+  }
+
+  /** Slots that hold a chunk no record points to (for tests and the status). */
+  async freeSlots(): Promise<number[]> {
+    const current = await this.currentChunks();
+    const used = new Set([...current.values()].map((c) => c[0]));
+    return [...(await this.existingSlots())].filter((s) => !used.has(s)).sort((a, b) => a - b);
+  }
+
+  private async readRecord(): Promise<{ record: Record_; value: Uint8Array; nl: number } | null> {
     const value = await this.kv.get(this.key);
     if (value === null || value.length === 0) return null;
     const fail = (why: string): never => {
@@ -202,6 +281,32 @@ export class CheckpointStore {
     if (r === null || typeof r !== 'object') fail('the record is not an object');
     if (r.format !== PIPELINE_CHECKPOINT_FORMAT) fail(`format ${JSON.stringify(r.format)} is not ${PIPELINE_CHECKPOINT_FORMAT}`);
     if (r.pipeline !== this.pipeline) fail(`the record is of pipeline ${JSON.stringify(r.pipeline)}`);
+    if (!Array.isArray(r.chunks)) fail('chunks must be an array');
+    let inline = 0;
+    r.chunks.forEach((c, i) => {
+      if (!Array.isArray(c) || c.length !== 4) fail(`chunks[${i}] must be [slot, sha256, bytes, stored bytes]`);
+      if (!Number.isSafeInteger(c[0]) || c[0] < -1) fail(`chunks[${i}]: slot must be a whole number >= -1, got ${JSON.stringify(c[0])}`);
+      if (typeof c[1] !== 'string' || !/^[0-9a-f]{32}$/.test(c[1])) fail(`chunks[${i}]: sha256 must be 32 hex digits, got ${JSON.stringify(c[1])}`);
+      for (const j of [2, 3]) if (!Number.isSafeInteger(c[j]) || (c[j] as number) < 0) fail(`chunks[${i}][${j}] must be a whole number >= 0, got ${JSON.stringify(c[j])}`);
+      if (c[0] === -1) inline++;
+    });
+    if (inline > 1 || (inline === 1 && r.chunks.length !== 1)) fail('only a state of one chunk can be inline');
+    return { record: r, value, nl };
+  }
+
+  /**
+   * The stored checkpoint, or null when there is none. Throws an Error starting with
+   * "pipeline checkpoint" when it is unreadable: not a record, another format or pipeline, a
+   * chunk missing, a chunk whose size or sha256 differs.
+   */
+  async load(): Promise<PipelineCheckpoint | null> {
+    this.current = undefined;
+    const read = await this.readRecord();
+    if (!read) return null;
+    const { record: r, value, nl } = read;
+    const fail = (why: string): never => {
+      throw new Error(`pipeline checkpoint ${this.key}: ${why}`);
+    };
     if (!Number.isSafeInteger(r.seq) || r.seq < 0) fail(`seq must be a whole number >= 0, got ${JSON.stringify(r.seq)}`);
     if (typeof r.stream !== 'string') fail(`stream must be a string, got ${JSON.stringify(r.stream)}`);
     const watermark = r.watermark === '-Infinity' ? -Infinity : r.watermark;
@@ -210,29 +315,30 @@ export class CheckpointStore {
     if (c === null || typeof c !== 'object') fail('counters must be an object');
     for (const k of ['events', 'results', 'alerts', 'rowsWritten', 'flushFailures']) if (!Number.isSafeInteger(c[k]) || (c[k] as number) < 0) fail(`counters.${k} must be a whole number >= 0, got ${JSON.stringify(c[k])}`);
     if (!Number.isFinite(r.at)) fail(`at must be a time, got ${JSON.stringify(r.at)}`);
-    for (const k of ['runtimeLength', 'viewLength', 'size', 'parts'] as const) if (!Number.isSafeInteger(r[k]) || r[k] < 0) fail(`${k} must be a whole number >= 0, got ${JSON.stringify(r[k])}`);
-    if (r.slot !== 'a' && r.slot !== 'b') fail(`slot must be a or b, got ${JSON.stringify(r.slot)}`);
-    let payload: Buffer;
-    if (r.parts === 0) payload = Buffer.from(value.subarray(nl + 1));
-    else {
-      const chunks: Buffer[] = [];
-      for (let i = 0; i < r.parts; i++) {
-        const chunk = await this.kv.get(this.chunkKey(r.slot, i));
-        if (chunk === null) fail(`chunk ${this.chunkKey(r.slot, i)} is missing`);
-        chunks.push(Buffer.from(chunk!));
-      }
-      payload = Buffer.concat(chunks);
-    }
-    if (payload.length !== r.size) fail(`the payload has ${payload.length} bytes, the record says ${r.size}`);
-    if (createHash('sha256').update(payload).digest('hex') !== r.sha256) fail('the payload does not match its sha256 (a chunk was overwritten or corrupted)');
-    let text: string;
-    try {
-      text = (await gunzipAsync(payload)).toString('utf8');
-    } catch (err) {
-      return fail(`the payload does not decompress (${(err as Error).message})`);
-    }
-    if (text.length !== r.runtimeLength + r.viewLength) fail(`the payload holds ${text.length} characters, the record says ${r.runtimeLength} + ${r.viewLength}`);
-    this.slot = r.slot;
+    for (const k of ['runtimeLength', 'viewLength'] as const) if (!Number.isSafeInteger(r[k]) || r[k] < 0) fail(`${k} must be a whole number >= 0, got ${JSON.stringify(r[k])}`);
+    const pieces = await Promise.all(
+      r.chunks.map(async ([slot, hash, rawSize, storedSize], i) => {
+        const where = slot === -1 ? `the inline chunk` : `chunk ${this.chunkKey(slot)} (chunks[${i}])`;
+        let gz: Uint8Array | null;
+        if (slot === -1) gz = value.subarray(nl + 1);
+        else {
+          gz = await this.kv.get(this.chunkKey(slot));
+          if (gz === null) fail(`chunk ${this.chunkKey(slot)} is missing`);
+        }
+        if (gz!.length !== storedSize) fail(`${where} has ${gz!.length} bytes, the record says ${storedSize} (overwritten or lost)`);
+        let piece: Buffer;
+        try {
+          piece = await gunzipAsync(gz!);
+        } catch (err) {
+          return fail(`${where} does not decompress (${(err as Error).message})`);
+        }
+        if (piece.length !== rawSize || createHash('sha256').update(piece).digest('hex').slice(0, 32) !== hash) fail(`${where} does not match its sha256 (overwritten or corrupted)`);
+        return piece;
+      }),
+    );
+    const text = Buffer.concat(pieces).toString('utf8');
+    if (text.length !== r.runtimeLength + r.viewLength) fail(`the state holds ${text.length} characters, the record says ${r.runtimeLength} + ${r.viewLength}`);
+    this.current = new Map(r.chunks.map((ch) => [ch[1], ch]));
     return {
       pipeline: r.pipeline,
       seq: r.seq,

@@ -8,16 +8,22 @@
  * runner takes a snapshot of its state between two batches (PipelineRuntime.snapshot, the live
  * view, the watermark, the counters) with the stream sequence of the last message it processed,
  * flushes every row and alert transition emitted so far to QuestDB, and only then records the
- * checkpoint in KV (engine/pipeline/checkpoint.ts). On start it restores the checkpoint and reads
- * with an ordered consumer from `seq + 1`; rows it rewrites are upserts (DEDUP), so the effect is
- * exactly once without acks. Without a usable checkpoint (none, unreadable, or taken with another
- * spec) it reads the stream from its start, as before checkpoints, and says so loudly.
- * It never acks and never deletes: the default pipeline's consumer owns retention. Until it has
+ * checkpoint in KV (engine/pipeline/checkpoint.ts), and then acks (AckAll) the message at `seq` on
+ * its durable consumer `weir-pipeline-<name>`: acks follow checkpoints, so the consumer's ack
+ * floor is the position the pipeline would restart from (what `nats consumer report` shows). On
+ * start it restores the checkpoint and creates the consumer again at `seq + 1` (the runner owns
+ * its position, as the engine does); rows it rewrites are upserts (DEDUP), so the effect is
+ * exactly once. Without a usable checkpoint (none, unreadable, or taken with another spec) it
+ * reads the stream from its start, as before checkpoints, and says so loudly. A gap in the
+ * consumer's delivery sequence (a message lost in a reconnect), a NATS reconnect, or the consumer
+ * or stream vanishing positions the consumer again after the last message processed; a
+ * redelivery of a message already in the state is skipped by its stream sequence. Until it has
  * caught up with the stream, live results and alert messages are not published (rows still are),
  * so subscribers do not get a flood of history.
  */
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg, type StreamInfo } from '@nats-io/jetstream';
+import { isNotFound } from '../source.js';
 import type { Logger } from 'pino';
 import { decodeMessage, type DecodeLimits } from '../decode.js';
 import { serveLiveApi } from '../live-api.js';
@@ -69,15 +75,31 @@ export interface RunnerStatus {
   restoreError?: string;
   /** Events processed by this run (since start), as opposed to `events`, which continues across restarts. */
   eventsThisRun: number;
+  /** The durable consumer, acks sent (one per checkpoint), and the stream sequence of the last one (its ack floor). */
+  consumer: string;
+  acks: number;
+  ackedSeq: number;
+  /** Redelivered messages skipped (already in the state), and times the consumer was positioned again (reconnects, gaps, a vanished consumer). */
+  redeliveriesSkipped: number;
+  repositions: number;
   /** The last checkpoint recorded (by this run, or the one restored): its stream sequence and wall time. */
   checkpointSeq: number;
   checkpointAt: number;
   /** Checkpoints recorded by this run, and attempts that failed (rows not flushed, KV not reachable). */
   checkpoints: number;
   checkpointFailures: number;
-  /** The last one: bytes before and after compression, and ms to take the snapshot and to write it. */
+  /**
+   * The last one: bytes of the state before and after compression, bytes it wrote (incremental:
+   * only the chunks of the state not stored yet, and the record), its chunks and how many it
+   * wrote, and ms to take the snapshot and to write it. `checkpointWrittenTotal`: bytes written
+   * by every checkpoint of this run.
+   */
   checkpointRawBytes: number;
   checkpointBytes: number;
+  checkpointWrittenBytes: number;
+  checkpointWrittenTotal: number;
+  checkpointChunks: number;
+  checkpointChunksWritten: number;
   checkpointSnapshotMs: number;
   checkpointWriteMs: number;
   at: number;
@@ -91,7 +113,17 @@ export class PipelineRunner {
   private readonly view: LiveView<PipelineResult, string>;
   private watermark: Watermark;
   private store!: CheckpointStore;
+  private js!: JetStreamClient;
+  private filter: string[] = [];
   private streamId = '';
+  /** Consumer generation (bumped by every creation) and the last delivery sequence seen in it. */
+  private generation = 0;
+  private lastDelivery = 0;
+  /** The last message processed, to ack (AckAll) once a checkpoint covers it; null when its consumer is gone. */
+  private lastMsg: { msg: JsMsg; generation: number } | null = null;
+  /** Why the source loop should position the consumer again ('' when it should not). */
+  private repositionReason = '';
+  private readonly delivery = { acks: 0, ackedSeq: 0, redeliveriesSkipped: 0, repositions: 0 };
   /** Stream sequence of the last message processed. */
   private lastSeq = 0;
   /** Bumped by every batch and every tick that changed something; a checkpoint is written only when it moved. */
@@ -99,7 +131,7 @@ export class PipelineRunner {
   private savedChanges = 0;
   private checkpointing: Promise<void> | null = null;
   private eventsThisRun = 0;
-  private readonly ck = { restoredFrom: 0, restoreError: undefined as string | undefined, seq: 0, at: 0, count: 0, failures: 0, raw: 0, stored: 0, snapshotMs: 0, writeMs: 0 };
+  private readonly ck = { restoredFrom: 0, restoreError: undefined as string | undefined, seq: 0, at: 0, count: 0, failures: 0, raw: 0, stored: 0, written: 0, writtenTotal: 0, chunks: 0, chunksWritten: 0, snapshotMs: 0, writeMs: 0 };
   private apiSubs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
   private loop: Promise<void> | null = null;
@@ -129,24 +161,20 @@ export class PipelineRunner {
     const { spec, log } = this.o;
     this.nc = await connect({ servers: this.o.natsUrl, name: `weir-pipeline-${spec.name}`, maxReconnectAttempts: -1, noAsyncTraces: true });
     this.writer = await PipelineWriter.open(this.o.questdbHttp, spec.name, this.runtime.columns);
-    const js = jetstream(this.nc);
+    const js = (this.js = jetstream(this.nc));
     const info = await (await jetstreamManager(this.nc)).streams.info(this.o.stream);
     this.streamId = info.created;
     this.store = await CheckpointStore.open(this.nc, js, spec.name);
     const startSeq = await this.restoreCheckpoint(info);
-    const filter = spec.source.metrics.includes('*') ? ['weir.events.>'] : spec.source.metrics.map((m) => `weir.events.${m}`);
-    const consumer = await js.consumers.get(
-      this.o.stream,
-      startSeq > 1 ? { filter_subjects: filter, deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { filter_subjects: filter, deliver_policy: DeliverPolicy.All },
-    );
+    this.filter = spec.source.metrics.includes('*') ? ['weir.events.>'] : spec.source.metrics.map((m) => `weir.events.${m}`);
+    const pending = await this.createConsumer(startSeq);
     // Restored, with nothing after the checkpoint: caught up now, as the run that wrote it was (its
     // idle watermark waits idleTimeout from here). Without a checkpoint, an empty stream keeps the
     // watermark where it is until the first events arrive, whatever their age.
-    const pending = (await consumer.info(true)).num_pending;
     this.counters.pending = pending;
     this.watermark.touch(Date.now());
     if (pending === 0 && this.ck.restoredFrom > 0) this.caughtUp = true;
-    this.messages = await consumer.consume({ max_messages: 2000 });
+    void this.watchConnection();
     this.apiSubs = serveLiveApi({
       nc: this.nc,
       pipeline: spec.name,
@@ -167,9 +195,90 @@ export class PipelineRunner {
     );
     this.loop = this.consumeLoop().catch((err) => log.error({ err: (err as Error).message, pipeline: spec.name }, 'pipeline consumer stopped'));
     log.info(
-      { pipeline: spec.name, subjects: filter, columns: this.runtime.columns.length, fromSeq: startSeq, pending, caughtUp: this.caughtUp },
+      { pipeline: spec.name, subjects: this.filter, consumer: this.consumerName, columns: this.runtime.columns.length, fromSeq: startSeq, pending, caughtUp: this.caughtUp },
       this.ck.restoredFrom > 0 ? `pipeline started from its checkpoint (stream seq ${this.ck.restoredFrom})` : 'pipeline started (reading the stream from its start)',
     );
+  }
+
+  get consumerName(): string {
+    return `weir-pipeline-${this.o.spec.name}`;
+  }
+
+  /**
+   * (Re)creates the durable consumer so that it delivers from `fromSeq`, and starts consuming it.
+   * AckAll, acked only after checkpoints: ack_wait is longer than many checkpoint intervals, and a
+   * redelivery after it anyway is skipped by sequence. Returns the messages pending.
+   */
+  private async createConsumer(fromSeq: number): Promise<number> {
+    const jsm = await jetstreamManager(this.nc);
+    try {
+      await jsm.consumers.delete(this.o.stream, this.consumerName);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    const interval = this.o.checkpointIntervalMs ?? 10_000;
+    await jsm.consumers.add(this.o.stream, {
+      durable_name: this.consumerName,
+      ack_policy: AckPolicy.All,
+      ...(fromSeq > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq } : { deliver_policy: DeliverPolicy.All }),
+      ack_wait: Math.max(600_000, 10 * interval) * 1_000_000,
+      max_ack_pending: -1,
+      max_deliver: -1,
+      filter_subjects: this.filter,
+    });
+    const consumer = await this.js.consumers.get(this.o.stream, this.consumerName);
+    const pending = (await consumer.info(true)).num_pending;
+    this.generation++;
+    this.lastDelivery = 0;
+    this.lastMsg = null;
+    this.messages = await consumer.consume({ max_messages: 2000 });
+    const messages = this.messages;
+    void (async () => {
+      for await (const st of messages.status())
+        if (st.type === 'consumer_deleted' || st.type === 'consumer_not_found' || st.type === 'stream_not_found') this.requestReposition(`JetStream reports ${st.type}`);
+    })().catch(() => undefined);
+    return pending;
+  }
+
+  /** Ends the source loop's current consumer; the loop then positions a new one after the last message processed. */
+  private requestReposition(reason: string): void {
+    if (this.stopping || this.repositionReason) return;
+    this.repositionReason = reason;
+    this.messages?.stop();
+  }
+
+  /** A NATS reconnect may have lost messages in flight: position the consumer again. */
+  private async watchConnection(): Promise<void> {
+    for await (const st of this.nc.status()) if (st.type === 'reconnect') this.requestReposition('NATS reconnected');
+  }
+
+  /**
+   * Positions the consumer after the last message processed, retrying until NATS and the stream
+   * are there. A stream created again (another creation time) is read from its start, on top of
+   * the state (its sequences count from 1 again), with an error log line.
+   */
+  private async reposition(reason: string): Promise<void> {
+    const { log, spec } = this.o;
+    for (let attempt = 0; !this.stopping; attempt++) {
+      try {
+        const info = await (await jetstreamManager(this.nc)).streams.info(this.o.stream);
+        if (info.created !== this.streamId) {
+          log.error(
+            { pipeline: spec.name, was: this.streamId, now: info.created, lastSeq: this.lastSeq },
+            `stream ${this.o.stream} is not the one pipeline ${spec.name} was reading (deleted and created again): reading the new one from its start, on top of the state`,
+          );
+          this.streamId = info.created;
+          this.lastSeq = 0;
+        }
+        const pending = await this.createConsumer(this.lastSeq + 1);
+        this.delivery.repositions++;
+        log.warn({ pipeline: spec.name, reason, fromSeq: this.lastSeq + 1, pending }, `pipeline ${spec.name}: consumer positioned again after the last message processed`);
+        return;
+      } catch (err) {
+        if (attempt % 10 === 0) log.warn({ pipeline: spec.name, reason, err: (err as Error).message }, `pipeline ${spec.name}: cannot position the consumer yet; retrying`);
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+      }
+    }
   }
 
   /**
@@ -246,6 +355,7 @@ export class PipelineRunner {
   private async writeCheckpoint(): Promise<void> {
     if (this.changes === this.savedChanges || this.lastSeq === 0) return;
     const changes = this.changes;
+    const ack = this.lastMsg;
     const t0 = performance.now();
     const { events, results, alerts, rowsWritten, flushFailures } = this.counters;
     const cp: PipelineCheckpoint = {
@@ -264,8 +374,29 @@ export class PipelineRunner {
     if (!(await this.flush())) throw new Error('rows could not be flushed to QuestDB; the checkpoint is not recorded');
     const saved = await this.store.save(cp);
     this.savedChanges = changes;
-    Object.assign(this.ck, { seq: cp.seq, at: cp.at, count: this.ck.count + 1, raw: saved.raw, stored: saved.stored, snapshotMs, writeMs: saved.ms });
-    this.o.log.debug({ pipeline: this.o.spec.name, seq: cp.seq, raw: saved.raw, stored: saved.stored, parts: saved.parts, snapshotMs: Math.round(snapshotMs), writeMs: Math.round(saved.ms) }, 'pipeline checkpoint written');
+    // Acks follow checkpoints: AckAll of the last message the checkpoint covers (not when its consumer was replaced since).
+    if (ack && ack.generation === this.generation && !this.nc.isClosed()) {
+      ack.msg.ack();
+      this.delivery.acks++;
+      this.delivery.ackedSeq = cp.seq;
+    }
+    Object.assign(this.ck, {
+      seq: cp.seq,
+      at: cp.at,
+      count: this.ck.count + 1,
+      raw: saved.raw,
+      stored: saved.stored,
+      written: saved.written,
+      writtenTotal: this.ck.writtenTotal + saved.written,
+      chunks: saved.chunks,
+      chunksWritten: saved.chunksWritten,
+      snapshotMs,
+      writeMs: saved.ms,
+    });
+    this.o.log.debug(
+      { pipeline: this.o.spec.name, seq: cp.seq, raw: saved.raw, stored: saved.stored, written: saved.written, chunks: saved.chunks, chunksWritten: saved.chunksWritten, snapshotMs: Math.round(snapshotMs), writeMs: Math.round(saved.ms) },
+      'pipeline checkpoint written',
+    );
   }
 
   /**
@@ -308,12 +439,21 @@ export class PipelineRunner {
       restoredFrom: this.ck.restoredFrom,
       ...(this.ck.restoreError !== undefined ? { restoreError: this.ck.restoreError } : {}),
       eventsThisRun: this.eventsThisRun,
+      consumer: this.consumerName,
+      acks: this.delivery.acks,
+      ackedSeq: this.delivery.ackedSeq,
+      redeliveriesSkipped: this.delivery.redeliveriesSkipped,
+      repositions: this.delivery.repositions,
       checkpointSeq: this.ck.seq,
       checkpointAt: this.ck.at,
       checkpoints: this.ck.count,
       checkpointFailures: this.ck.failures,
       checkpointRawBytes: this.ck.raw,
       checkpointBytes: this.ck.stored,
+      checkpointWrittenBytes: this.ck.written,
+      checkpointWrittenTotal: this.ck.writtenTotal,
+      checkpointChunks: this.ck.chunks,
+      checkpointChunksWritten: this.ck.chunksWritten,
       checkpointSnapshotMs: Math.round(this.ck.snapshotMs * 10) / 10,
       checkpointWriteMs: Math.round(this.ck.writeMs * 10) / 10,
       at: Date.now(),
@@ -321,25 +461,44 @@ export class PipelineRunner {
   }
 
   private async consumeLoop(): Promise<void> {
-    let batch: JsMsg[] = [];
-    let timer: NodeJS.Timeout | null = null;
-    const run = () => {
-      if (timer) clearTimeout(timer);
-      timer = null;
-      const msgs = batch;
-      batch = [];
-      if (msgs.length) this.processBatch(msgs);
-    };
-    for await (const m of this.messages!) {
-      batch.push(m);
-      if (batch.length >= 1000 || m.info.pending === 0) run();
-      else if (!timer) timer = setTimeout(run, 20);
+    while (!this.stopping) {
+      let batch: JsMsg[] = [];
+      let timer: NodeJS.Timeout | null = null;
+      const run = () => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+        const msgs = batch;
+        batch = [];
+        if (msgs.length) this.processBatch(msgs);
+      };
+      const generation = this.generation;
+      for await (const m of this.messages!) {
+        // A gap in the delivery sequence: the server delivered messages that never arrived (a
+        // disconnect). They are pending on the server until ack_wait; read again from here instead.
+        if (this.lastDelivery > 0 && m.info.deliverySequence !== this.lastDelivery + 1) {
+          this.requestReposition(`delivery sequence jumped from ${this.lastDelivery} to ${m.info.deliverySequence}`);
+          break;
+        }
+        this.lastDelivery = m.info.deliverySequence;
+        batch.push(m);
+        if (batch.length >= 1000 || m.info.pending === 0) run();
+        else if (!timer) timer = setTimeout(run, 20);
+        if (this.stopping || this.repositionReason) break;
+      }
+      run();
       if (this.stopping) break;
+      // the iterator ended: a reposition was asked for, or the consumer ended on its own
+      const reason = this.repositionReason || 'the consumer stopped delivering';
+      if (this.generation === generation) await this.reposition(reason);
+      this.repositionReason = '';
     }
-    run();
   }
 
-  private processBatch(msgs: JsMsg[]): void {
+  private processBatch(all: JsMsg[]): void {
+    // A redelivery (ack_wait expired while checkpoints could not be written) of messages already in the state.
+    const msgs = all[0].info.streamSequence > this.lastSeq ? all : all.filter((m) => m.info.streamSequence > this.lastSeq);
+    this.delivery.redeliveriesSkipped += all.length - msgs.length;
+    if (msgs.length === 0) return;
     const now = Date.now();
     const samples: KeyedSample[] = [];
     let maxTs = -Infinity;
@@ -358,6 +517,7 @@ export class PipelineRunner {
     const last = msgs[msgs.length - 1];
     this.counters.pending = last.info.pending;
     this.lastSeq = last.info.streamSequence;
+    this.lastMsg = { msg: last, generation: this.generation };
     this.changes++;
     const wmBefore = this.watermark.value;
     const wmAfter = maxTs > -Infinity ? this.watermark.observe(maxTs, now) : (this.watermark.touch(now), wmBefore);
