@@ -89,6 +89,7 @@ try {
         flushIntervalMs: config.flushInterval,
         tickMs: config.pipelines.tick,
         checkpointIntervalMs: config.pipelines.checkpointInterval,
+        maxPendingRows: config.sink.maxPendingRows,
         log: log.child({ part: 'pipeline', pipeline: spec.name }),
       }),
     );

@@ -254,6 +254,93 @@ describe('declared pipelines: checkpoints on the real stack', () => {
     await check('after a full replay of ck_tum (corrupt checkpoint)');
   });
 
+  it('QuestDB down: the runner stops taking events at sink.maxPendingRows and catches up after; a NATS restart positions its consumer again; the rows equal an uninterrupted run', async () => {
+    await ctx.engine?.stop('SIGKILL');
+    const BP: PipelineInput = {
+      name: 'ck_bp',
+      source: { metrics: ['ck_c'], where: { tags: { env: 'prod' } } },
+      window: { type: 'tumbling', size: '1m' },
+      aggregates: { n: { fn: 'count' }, total: { fn: 'sum' }, hi: { fn: 'max' } },
+    };
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'weir-backpressure-'));
+    writeFileSync(path.join(dir, 'ck_bp.json'), JSON.stringify(BP));
+    const env = { WEIR_PIPELINES: 'ck_bp', WEIR_PIPELINES_DIR: dir };
+    const config = { pipeline: { maxOutOfOrderness: '1s', idleTimeout: '1h' }, pipelines: { checkpointInterval: '1s', tick: '100ms' }, sink: { maxPendingRows: 30 } };
+    ctx.engine = await startEngine(ctx.stack, config, env);
+    const base = Math.floor((Date.now() - 3 * 60 * MIN) / MIN) * MIN;
+    const events = makeEvents(base).filter((e) => e.metric === 'ck_a').map((e) => ({ ...e, metric: 'ck_c' }));
+    const closer: Ev = { metric: 'ck_c', key: 'closer', ts: base + 150 * MIN, value: 0, tags: { env: 'closer' } };
+    const js = jetstream(ctx.nc);
+    let lastSeq = 0;
+    const publish = async (evs: Ev[]) => {
+      for (let i = 0; i < evs.length; i += 5) {
+        const body = JSON.stringify(evs.slice(i, i + 5).map(({ metric: _m, ...e }) => e));
+        // through a NATS restart: retry until JetStream stores it (the msg id keeps it once)
+        const id = `ck_bp-${evs[i].key}-${evs[i].ts}-${i}`;
+        const ack = await waitFor('a publish to be stored', async () => js.publish('weir.events.ck_c', body, { msgID: id }).catch(() => undefined), 60_000, 200);
+        lastSeq = ack.seq;
+      }
+    };
+    type Status = { caughtUp: boolean; lastSeq: number; backpressure: boolean; backpressurePauses: number; pendingRows: number; repositions: number; ackedSeq: number; checkpointSeq: number };
+    const status = async () => (await ctx.nc.request('weir.api.ck_bp.status', '{}', { timeout: 3000 })).json<Status>();
+    const caughtUp = () => waitFor(`ck_bp to read up to seq ${lastSeq}`, async () => {
+      const s = await status().catch(() => undefined);
+      return s && s.caughtUp && s.lastSeq >= lastSeq ? s : undefined;
+    }, 120_000, 200);
+
+    const a = Math.floor(events.length * 0.3);
+    const b = Math.floor(events.length * 0.7);
+    await publish(events.slice(0, a));
+    await caughtUp();
+
+    // QuestDB away: rows pile up to the bound, then the runner stops taking messages
+    await ctx.stack.stopQuestdb();
+    await publish(events.slice(a, b));
+    const paused = await waitFor('ck_bp to stop taking events (back-pressure)', async () => {
+      const s = await status();
+      return s.backpressure ? s : undefined;
+    }, 60_000, 200);
+    expect(paused.pendingRows).toBeGreaterThanOrEqual(30);
+    await new Promise((r) => setTimeout(r, 1500));
+    const still = await status();
+    expect(still.backpressure).toBe(true);
+    expect(still.lastSeq).toBe(paused.lastSeq);
+    expect(still.lastSeq).toBeLessThan(lastSeq);
+    const info = await (await jetstreamManager(ctx.nc)).consumers.info('WEIR_EVENTS', 'weir-pipeline-ck_bp');
+    expect(info.num_pending + info.num_ack_pending).toBeGreaterThan(0);
+    await ctx.stack.startQuestdb();
+    const resumed = await caughtUp();
+    expect(resumed.backpressurePauses).toBeGreaterThanOrEqual(1);
+    expect(resumed.backpressure).toBe(false);
+
+    // NATS restarted: the runner positions its consumer again after the last message it processed
+    await ctx.stack.stopNats();
+    await ctx.stack.startNats();
+    await publish([...events.slice(b), closer]);
+    const done = await caughtUp();
+    expect(done.repositions).toBeGreaterThanOrEqual(1);
+
+    const want = uninterrupted(BP, [...events, closer]).rows;
+    expect(want.size).toBeGreaterThan(400);
+    const diffs = await untilNoDiff(async () => {
+      if (!(await walApplied(ctx.pool, 'weir_p_ck_bp'))) return ['WAL not applied yet'];
+      const got = await tableRows(ctx.pool, 'ck_bp');
+      const d: string[] = [];
+      const seen = new Set<string>();
+      for (const r of got) {
+        const id = `${r.key}|${r.window}|${r.ts}`;
+        if (seen.has(id)) d.push(`${id}: duplicated`);
+        seen.add(id);
+        const w = want.get(id);
+        if (!w) d.push(`${id}: not in the uninterrupted run`);
+        else if (r.n !== w.n || r.total !== w.total || r.hi !== w.hi || r.final !== w.final) d.push(`${id}: got n=${r.n} total=${r.total} hi=${r.hi} final=${r.final}, want n=${w.n} total=${w.total} hi=${w.hi} final=${w.final}`);
+      }
+      for (const id of want.keys()) if (!seen.has(id)) d.push(`${id}: missing`);
+      return d;
+    }, 90_000);
+    expect(diffs, firstLines(diffs)).toEqual([]);
+  });
+
   it('a checkpoint larger than a KV value goes in chunks of the real bucket and comes back; the next one after a small change writes only a few chunks; slots are reused', async () => {
     const js = jetstream(ctx.nc);
     const store = await CheckpointStore.open(ctx.nc, js, 'ck_big');

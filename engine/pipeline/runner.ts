@@ -48,6 +48,11 @@ export interface RunnerOptions {
   tickMs: number;
   /** How often the state is checkpointed (and once more on stop). Default 10 s. */
   checkpointIntervalMs?: number;
+  /**
+   * Back-pressure: at this many rows and alert transitions QuestDB has not taken (sink.maxPendingRows),
+   * the runner stops taking messages until flushes bring it below; the messages wait in JetStream. Default 500,000.
+   */
+  maxPendingRows?: number;
   log: Logger;
 }
 
@@ -82,6 +87,11 @@ export interface RunnerStatus {
   /** Redelivered messages skipped (already in the state), and times the consumer was positioned again (reconnects, gaps, a vanished consumer). */
   redeliveriesSkipped: number;
   repositions: number;
+  /** Rows and alert transitions QuestDB has not taken yet; back-pressure on now, pauses so far and their seconds. */
+  pendingRows: number;
+  backpressure: boolean;
+  backpressurePauses: number;
+  backpressureSeconds: number;
   /** The last checkpoint recorded (by this run, or the one restored): its stream sequence and wall time. */
   checkpointSeq: number;
   checkpointAt: number;
@@ -124,6 +134,8 @@ export class PipelineRunner {
   /** Why the source loop should position the consumer again ('' when it should not). */
   private repositionReason = '';
   private readonly delivery = { acks: 0, ackedSeq: 0, redeliveriesSkipped: 0, repositions: 0 };
+  /** Back-pressure: when the current pause began (0: none), pauses so far, and their total ms. */
+  private readonly pause = { since: 0, count: 0, ms: 0 };
   /** Stream sequence of the last message processed. */
   private lastSeq = 0;
   /** Bumped by every batch and every tick that changed something; a checkpoint is written only when it moved. */
@@ -444,6 +456,10 @@ export class PipelineRunner {
       ackedSeq: this.delivery.ackedSeq,
       redeliveriesSkipped: this.delivery.redeliveriesSkipped,
       repositions: this.delivery.repositions,
+      pendingRows: this.writer.pending,
+      backpressure: this.pause.since > 0,
+      backpressurePauses: this.pause.count,
+      backpressureSeconds: (this.pause.ms + (this.pause.since ? Date.now() - this.pause.since : 0)) / 1000,
       checkpointSeq: this.ck.seq,
       checkpointAt: this.ck.at,
       checkpoints: this.ck.count,
@@ -480,6 +496,10 @@ export class PipelineRunner {
           break;
         }
         this.lastDelivery = m.info.deliverySequence;
+        if (this.writer.pending >= (this.o.maxPendingRows ?? 500_000)) {
+          run();
+          await this.waitForRoom();
+        }
         batch.push(m);
         if (batch.length >= 1000 || m.info.pending === 0) run();
         else if (!timer) timer = setTimeout(run, 20);
@@ -492,6 +512,22 @@ export class PipelineRunner {
       if (this.generation === generation) await this.reposition(reason);
       this.repositionReason = '';
     }
+  }
+
+  /**
+   * Back-pressure: QuestDB holds back maxPendingRows rows (it is down or slow), so stop taking
+   * messages (the consumer stops pulling once its buffer is full; the rest wait in JetStream)
+   * until the flush timer has brought the buffer below the bound. Nothing is dropped.
+   */
+  private async waitForRoom(): Promise<void> {
+    const bound = this.o.maxPendingRows ?? 500_000;
+    this.pause.since = Date.now();
+    this.pause.count++;
+    this.o.log.warn({ pipeline: this.o.spec.name, pending: this.writer.pending, maxPendingRows: bound }, `pipeline ${this.o.spec.name}: QuestDB is not taking rows; stopped taking events (back-pressure)`);
+    while (this.writer.pending >= bound && !this.stopping && !this.repositionReason) await new Promise((r) => setTimeout(r, 100));
+    this.pause.ms += Date.now() - this.pause.since;
+    this.pause.since = 0;
+    this.o.log.info({ pipeline: this.o.spec.name, pending: this.writer.pending }, `pipeline ${this.o.spec.name}: back-pressure lifted`);
   }
 
   private processBatch(all: JsMsg[]): void {
