@@ -93,7 +93,7 @@ try {
         log: log.child({ part: 'pipeline', pipeline: spec.name }),
       }),
     );
-  gateway = await startGateway({ config, pool, engine, log: log.child({ part: 'gateway' }) });
+  gateway = await startGateway({ config, pool, engine, pipelines: () => runners, log: log.child({ part: 'gateway' }) });
   log.info({ http: `http://${config.httpHost}:${gateway.httpPort}`, grpc: `${config.httpHost}:${gateway.grpcPort}`, nats: config.natsUrl, questdb: config.questdbHttp, workers: config.workers }, 'weir is running');
 } catch (err) {
   log.fatal({ err }, 'start failed');

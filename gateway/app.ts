@@ -24,12 +24,15 @@ import { liveRoutes } from './routes/live.js';
 import { streamRoutes } from './routes/stream.js';
 import { eventsRoutes } from './routes/events.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import type { PipelineRunners } from './pipeline-metrics.js';
 
 export interface GatewayDeps {
   config: WeirConfig;
   pool: pg.Pool;
   /** The in-process engine, when the gateway runs beside it (health, counters). */
   engine?: Engine;
+  /** The declared pipelines running in this process (health, metrics). */
+  pipelines?: PipelineRunners;
   logger?: Logger;
   registry: client.Registry;
   service: WeirService;

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { WeirConfig } from '../engine/config.js';
 import type { Engine } from '../engine/engine.js';
+import { registerPipelineMetrics, type PipelineRunners } from './pipeline-metrics.js';
 import { Auth } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
 import { WeirService } from './service.js';
@@ -37,8 +38,8 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(opts: { config: WeirConfig; pool: pg.Pool; log: Logger; engine?: Engine; nc?: NatsConnection }): Promise<Gateway> {
-  const { config, pool, log, engine } = opts;
+export async function startGateway(opts: { config: WeirConfig; pool: pg.Pool; log: Logger; engine?: Engine; nc?: NatsConnection; pipelines?: PipelineRunners }): Promise<Gateway> {
+  const { config, pool, log, engine, pipelines } = opts;
   const ownNc = !opts.nc;
   const nc = opts.nc ?? (await connect({ servers: config.natsUrl, name: 'weir-gateway', maxReconnectAttempts: -1, noAsyncTraces: true }));
   const registry = new client.Registry();
@@ -47,7 +48,8 @@ export async function startGateway(opts: { config: WeirConfig; pool: pg.Pool; lo
   service.start();
   metrics.watchEngine(service);
   const auth = new Auth(config);
-  const http = await buildGateway({ config, pool, engine, logger: log, registry, service, auth, metrics, nc });
+  if (pipelines) registerPipelineMetrics(registry, pipelines);
+  const http = await buildGateway({ config, pool, engine, pipelines, logger: log, registry, service, auth, metrics, nc });
   await http.listen({ port: config.httpPort, host: config.httpHost });
   const httpPort = (http.server.address() as { port: number }).port;
   let grpc: Awaited<ReturnType<typeof startGrpcServer>>;

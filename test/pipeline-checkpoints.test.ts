@@ -308,6 +308,16 @@ describe('declared pipelines: checkpoints on the real stack', () => {
     expect(still.lastSeq).toBeLessThan(lastSeq);
     const info = await (await jetstreamManager(ctx.nc)).consumers.info('WEIR_EVENTS', 'weir-pipeline-ck_bp');
     expect(info.num_pending + info.num_ack_pending).toBeGreaterThan(0);
+    // /readyz and /metrics say so
+    const metrics = await ctx.engine.metrics();
+    expect(metrics['weir_pipeline_backpressure_active{pipeline="ck_bp"}']).toBe(1);
+    expect(metrics['weir_pipeline_pending_rows{pipeline="ck_bp"}']).toBeGreaterThanOrEqual(30);
+    const notReady = await waitFor('/readyz to report ck_bp not writing', async () => {
+      const r = await fetch(`${ctx.engine!.http}/readyz`);
+      const body = (await r.json()) as { pipelines?: { pipeline: string; questdbWrites: boolean }[] };
+      return r.status === 503 && body.pipelines?.find((p) => p.pipeline === 'ck_bp')?.questdbWrites === false ? body : undefined;
+    }, 30_000, 250);
+    expect(notReady.pipelines).toHaveLength(1);
     await ctx.stack.startQuestdb();
     const resumed = await caughtUp();
     expect(resumed.backpressurePauses).toBeGreaterThanOrEqual(1);
@@ -319,6 +329,15 @@ describe('declared pipelines: checkpoints on the real stack', () => {
     await publish([...events.slice(b), closer]);
     const done = await caughtUp();
     expect(done.repositions).toBeGreaterThanOrEqual(1);
+    const ready = await waitFor('/readyz 200 with ck_bp ready', async () => {
+      const r = await fetch(`${ctx.engine!.http}/readyz`);
+      const body = (await r.json()) as { pipelines?: { pipeline: string; ready: boolean }[] };
+      return r.status === 200 ? body : undefined;
+    }, 60_000, 250);
+    expect(ready.pipelines).toEqual([{ pipeline: 'ck_bp', ready: true, nats: true, consuming: true, questdbWrites: true }]);
+    const after = await ctx.engine.metrics();
+    expect(after['weir_pipeline_consumer_repositions_total{pipeline="ck_bp"}']).toBeGreaterThanOrEqual(1);
+    expect(after['weir_pipeline_checkpoint_sequence{pipeline="ck_bp"}']).toBeGreaterThan(0);
 
     const want = uninterrupted(BP, [...events, closer]).rows;
     expect(want.size).toBeGreaterThan(400);

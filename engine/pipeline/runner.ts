@@ -134,6 +134,10 @@ export class PipelineRunner {
   /** Why the source loop should position the consumer again ('' when it should not). */
   private repositionReason = '';
   private readonly delivery = { acks: 0, ackedSeq: 0, redeliveriesSkipped: 0, repositions: 0 };
+  /** Health: connected to NATS now; since when flushes to QuestDB fail (0: the last one worked). */
+  private natsConnected = true;
+  private flushFailingSince = 0;
+  private flushStartedAt = 0;
   /** Back-pressure: when the current pause began (0: none), pauses so far, and their total ms. */
   private readonly pause = { since: 0, count: 0, ms: 0 };
   /** Stream sequence of the last message processed. */
@@ -261,7 +265,26 @@ export class PipelineRunner {
 
   /** A NATS reconnect may have lost messages in flight: position the consumer again. */
   private async watchConnection(): Promise<void> {
-    for await (const st of this.nc.status()) if (st.type === 'reconnect') this.requestReposition('NATS reconnected');
+    for await (const st of this.nc.status()) {
+      if (st.type === 'disconnect') this.natsConnected = false;
+      else if (st.type === 'reconnect') {
+        this.natsConnected = true;
+        this.requestReposition('NATS reconnected');
+      }
+    }
+  }
+
+  /**
+   * For /readyz and gRPC health: connected to NATS, consuming (not waiting to position its
+   * consumer), and QuestDB taking its rows (no flush has failed for longer than 5 s in a row).
+   */
+  health(): { pipeline: string; ready: boolean; nats: boolean; consuming: boolean; questdbWrites: boolean } {
+    const nats = !this.nc.isClosed() && this.natsConnected;
+    const consuming = this.repositionReason === '';
+    // the ILP client retries a refused connection without end: a flush unanswered for 5 s counts as failing too
+    const now = Date.now();
+    const questdbWrites = (this.flushFailingSince === 0 || now - this.flushFailingSince < 5000) && (this.flushStartedAt === 0 || now - this.flushStartedAt < 5000);
+    return { pipeline: this.o.spec.name, ready: nats && consuming && questdbWrites, nats, consuming, questdbWrites };
   }
 
   /**
@@ -596,15 +619,21 @@ export class PipelineRunner {
   private flush(): Promise<boolean> {
     if (this.flushing) return this.flushing;
     this.flushing = (async () => {
+      this.flushStartedAt = Date.now();
       try {
         this.counters.rowsWritten += await this.writer.flush();
+        this.flushFailingSince = 0;
         return true;
       } catch (err) {
         this.counters.flushFailures++;
+        if (this.flushFailingSince === 0) this.flushFailingSince = Date.now();
         this.o.log.warn({ pipeline: this.o.spec.name, err: (err as Error).message }, 'pipeline rows not written yet, will retry');
         return false;
       }
-    })().finally(() => (this.flushing = null));
+    })().finally(() => {
+      this.flushing = null;
+      this.flushStartedAt = 0;
+    });
     return this.flushing;
   }
 

@@ -2,11 +2,11 @@ import type { FastifyInstance } from 'fastify';
 import client from 'prom-client';
 
 /**
- * /healthz (process up), /readyz (NATS, QuestDB, and the engine: its workers when in-process, its
- * status messages otherwise), /metrics (Prometheus text; admin scope when auth is on).
+ * /healthz (process up), /readyz (NATS, QuestDB, and the engine: its workers and declared
+ * pipelines when in-process, its status messages otherwise), /metrics (Prometheus text; admin scope when auth is on).
  */
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
-  const { registry, engine, nc, service } = app.weir;
+  const { registry, engine, nc, service, pipelines } = app.weir;
   client.collectDefaultMetrics({ register: registry, prefix: 'weir_process_' });
   if (engine) registerEngineMetrics(registry, engine);
 
@@ -21,7 +21,18 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     const nats = !nc.isClosed() && nc.status !== undefined;
     const h = engine?.health();
     const engineOk = h ? h.nats && h.workers && h.questdbWrites : service.engineStatus !== null;
-    return { ready: questdb && nats && engineOk, questdb, gatewayNats: nats, engine: engineOk, ...(h ?? {}), engineStatus: service.engineStatus };
+    // declared pipelines running in this process: each connected, consuming and writing
+    const declared = pipelines ? pipelines().map((r) => r.health()) : [];
+    const pipelinesOk = declared.every((p) => p.ready);
+    return {
+      ready: questdb && nats && engineOk && pipelinesOk,
+      questdb,
+      gatewayNats: nats,
+      engine: engineOk,
+      ...(h ?? {}),
+      ...(pipelines ? { pipelines: declared } : {}),
+      engineStatus: service.engineStatus,
+    };
   };
   app.weir.ready = async () => (await check()).ready;
 

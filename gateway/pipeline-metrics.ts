@@ -1,0 +1,62 @@
+/**
+ * Prometheus metrics of the declared pipelines running in this process (engine/pipeline/runner.ts),
+ * one series per pipeline (label `pipeline`), read from each runner's status at scrape time.
+ */
+import client from 'prom-client';
+import type { PipelineRunner } from '../engine/pipeline/runner.js';
+
+/** What the gateway needs of the runners: their status and health (the engine process passes its runners). */
+export type PipelineRunners = () => readonly Pick<PipelineRunner, 'status' | 'health'>[];
+
+export function registerPipelineMetrics(registry: client.Registry, runners: PipelineRunners): void {
+  const labelNames = ['pipeline'] as const;
+  const gauge = (name: string, help: string, read: (s: ReturnType<PipelineRunner['status']>) => number) =>
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of runners()) {
+          const s = r.status();
+          this.set({ pipeline: s.pipeline }, read(s));
+        }
+      },
+    });
+  const counter = (name: string, help: string, read: (s: ReturnType<PipelineRunner['status']>) => number) =>
+    new client.Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of runners()) {
+          const s = r.status();
+          this.inc({ pipeline: s.pipeline }, read(s));
+        }
+      },
+    });
+  counter('weir_pipeline_events_total', 'Events a declared pipeline has processed (continues across restarts)', (s) => s.events);
+  counter('weir_pipeline_results_total', 'Rows a declared pipeline has emitted', (s) => s.results);
+  counter('weir_pipeline_alerts_total', 'Alert transitions a declared pipeline has emitted', (s) => s.alerts);
+  counter('weir_pipeline_rows_written_total', 'Rows QuestDB has taken from a declared pipeline', (s) => s.rowsWritten);
+  counter('weir_pipeline_flush_failures_total', 'Failed QuestDB flushes of a declared pipeline (retried)', (s) => s.flushFailures);
+  gauge('weir_pipeline_lag_messages', 'Messages of the stream not yet delivered to a declared pipeline', (s) => s.pending);
+  gauge('weir_pipeline_last_sequence', 'Stream sequence of the last message a declared pipeline processed', (s) => s.lastSeq);
+  gauge('weir_pipeline_checkpoint_sequence', 'Stream sequence the last checkpoint covers (the ack floor of weir-pipeline-<name>)', (s) => s.checkpointSeq);
+  gauge('weir_pipeline_checkpoint_age_seconds', 'Seconds since the last checkpoint was recorded', (s) => (s.checkpointAt > 0 ? (Date.now() - s.checkpointAt) / 1000 : 0));
+  counter('weir_pipeline_checkpoints_total', 'Checkpoints recorded by this run', (s) => s.checkpoints);
+  counter('weir_pipeline_checkpoint_failures_total', 'Checkpoint attempts that failed (rows not flushed, KV not reachable)', (s) => s.checkpointFailures);
+  counter('weir_pipeline_checkpoint_written_bytes_total', 'Bytes written by the checkpoints of this run (incremental: new chunks and records)', (s) => s.checkpointWrittenTotal);
+  gauge('weir_pipeline_checkpoint_state_bytes', 'Bytes the whole state takes in KV (compressed chunks)', (s) => s.checkpointBytes);
+  gauge('weir_pipeline_pending_rows', 'Rows and alert transitions QuestDB has not taken yet (bounded by sink.maxPendingRows)', (s) => s.pendingRows);
+  gauge('weir_pipeline_backpressure_active', '1 while a declared pipeline has stopped taking events because QuestDB holds back sink.maxPendingRows rows', (s) => (s.backpressure ? 1 : 0));
+  counter('weir_pipeline_redeliveries_skipped_total', 'Redelivered messages a declared pipeline skipped (already in its state)', (s) => s.redeliveriesSkipped);
+  counter('weir_pipeline_consumer_repositions_total', 'Times a declared pipeline positioned its consumer again (reconnects, delivery gaps, a vanished consumer)', (s) => s.repositions);
+  gauge('weir_pipeline_ready', '1 when a declared pipeline is connected, consuming and writing', (s) => {
+    const r = runners().find((x) => x.status().pipeline === s.pipeline);
+    return r?.health().ready ? 1 : 0;
+  });
+}
