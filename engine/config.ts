@@ -168,6 +168,11 @@ export const configSchema = z
       .prefault({}),
     /** How often windows rows are flushed to QuestDB and the commit point advanced. */
     flushInterval: duration('flushInterval').prefault('500ms'),
+    /**
+     * How long the engine keeps retrying NATS and QuestDB when they are unreachable at start,
+     * logging each attempt; then it exits 1 naming what stayed unreachable ("0s": one attempt).
+     */
+    startupTimeout: duration('startupTimeout').prefault('30s'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).prefault('info'),
   })
   .strict();

@@ -20,6 +20,7 @@ import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
 import { streamSeqOf } from './ackinfo.js';
 import { LiveView } from './live-view.js';
+import { allReachable, untilReachable, type StartupOptions } from './startup.js';
 import { serveLiveApi } from './live-api.js';
 import { RESULT_FIELDS, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
 import type { Subscription } from '@nats-io/transport-node';
@@ -79,6 +80,9 @@ interface WorkerSlot {
   worker: Worker;
   flushedWm: number;
   inflight: number;
+  /** Events of the batches in flight (handed over, not yet done), and each batch's share, in order. */
+  inflightEvents: number;
+  batchEvents: number[];
   /** Rows the worker holds that QuestDB has not acknowledged (as of its latest report). */
   pendingRows: number;
   /** Its latest QuestDB flush failed. */
@@ -86,7 +90,14 @@ interface WorkerSlot {
   stopped: Promise<void>;
 }
 
-const MAX_INFLIGHT_BATCHES = 64;
+/**
+ * Source batches a worker may have been handed and not finished: one it works on, the rest
+ * queued in its message port. The engine reads ahead of its slowest worker by at most this
+ * many batches (each at most `fetch.batch` messages or `fetch.maxBytes` bytes, plus the one a
+ * linger timer or a full buffer hands over), and the client's pull buffer: never the backlog
+ * (docs/faults.md, "Overload").
+ */
+export const MAX_INFLIGHT_BATCHES = 4;
 
 export class Engine {
   readonly counters: EngineCounters = {
@@ -206,6 +217,17 @@ export class Engine {
     return n;
   }
 
+  /** Batches and events handed to the workers that they have not processed yet, over all workers. */
+  inflight(): { batches: number; events: number } {
+    let batches = 0;
+    let events = 0;
+    for (const w of this.workers) {
+      batches += w.inflight;
+      events += w.inflightEvents;
+    }
+    return { batches, events };
+  }
+
   /** Seconds the source has spent stopped by back-pressure, the current pause included. */
   backpressureSeconds(): number {
     return (this.counters.backpressureMs + (this.pausedSince ? Date.now() - this.pausedSince : 0)) / 1000;
@@ -215,15 +237,29 @@ export class Engine {
   async start(onFatal?: (err: Error) => void): Promise<void> {
     this.fatal = onFatal ?? null;
     const cfg = this.config;
-    await ensureWindowTables(cfg.questdbHttp, cfg.pipeline.windows.map((w) => w.table));
-    this.nc = await connect({ servers: cfg.natsUrl, name: 'weir-engine', maxReconnectAttempts: -1, noAsyncTraces: true });
+    // NATS or QuestDB may be down or still starting: retry both until startupTimeout, then fail
+    // naming what stayed unreachable (engine/startup.ts).
+    const wait: StartupOptions = { deadline: Date.now() + cfg.startupTimeout, timeoutMs: cfg.startupTimeout, log: this.log, stopped: () => this.stopping };
+    const [nc] = await allReachable<[NatsConnection, void]>([
+      untilReachable({ name: 'NATS', url: cfg.natsUrl }, (timeout) => connect({ servers: cfg.natsUrl, name: 'weir-engine', maxReconnectAttempts: -1, noAsyncTraces: true, timeout }), wait),
+      untilReachable({ name: 'QuestDB', url: cfg.questdbHttp }, () => ensureWindowTables(cfg.questdbHttp, cfg.pipeline.windows.map((w) => w.table)), wait),
+    ]);
+    this.nc = nc;
     this.natsConnected = true;
     this.watchConnection();
     this.js = jetstream(this.nc);
-    this.jsm = await jetstreamManager(this.nc);
-    this.checkpoints = await CheckpointStore.open(this.js, this.names.consumer);
-    let ck = await this.checkpoints.load();
-    const streams = await ensureStreams(this.jsm, this.names, this.log, ck !== null);
+    const found = await untilReachable(
+      { name: 'NATS JetStream', url: cfg.natsUrl },
+      async () => {
+        this.jsm = await jetstreamManager(this.nc);
+        this.checkpoints = await CheckpointStore.open(this.js, this.names.consumer);
+        const ck = await this.checkpoints.load();
+        return { ck, streams: await ensureStreams(this.jsm, this.names, this.log, ck !== null) };
+      },
+      wait,
+    );
+    let ck = found.ck;
+    const streams = found.streams;
     if (streams.created.includes(this.names.events) && ck) this.counters.streamsRecreated++;
     this.streamId = streams.events.created;
     if (ck && !checkpointApplies(ck, streams.events)) {
@@ -412,7 +448,7 @@ export class Engine {
       };
       const worker = new Worker(url, { workerData: init });
       let resolveStopped!: () => void;
-      const slot: WorkerSlot = { worker, flushedWm: wm0, inflight: 0, pendingRows: 0, writeFailing: false, stopped: new Promise((r) => (resolveStopped = r)) };
+      const slot: WorkerSlot = { worker, flushedWm: wm0, inflight: 0, inflightEvents: 0, batchEvents: [], pendingRows: 0, writeFailing: false, stopped: new Promise((r) => (resolveStopped = r)) };
       ready.push(
         new Promise((resolve, reject) => {
           worker.on('message', (m: WorkerToMain) => {
@@ -437,6 +473,7 @@ export class Engine {
     switch (m.t) {
       case 'done': {
         slot.inflight--;
+        slot.inflightEvents -= slot.batchEvents.shift() ?? 0;
         slot.pendingRows = m.pendingRows;
         this.counters.assigned += m.assigned;
         this.counters.replaySkipped += m.replaySkipped;
@@ -537,15 +574,16 @@ export class Engine {
    * a stop ends the wait.
    */
   private async waitForRoom(): Promise<void> {
-    if (this.hasRoom()) return;
-    const rowsFull = this.pendingRows() >= this.config.sink.maxPendingRows;
-    if (rowsFull) {
-      this.pausedSince = Date.now();
-      this.counters.backpressurePauses++;
-      this.log.warn({ pendingRows: this.pendingRows(), maxPendingRows: this.config.sink.maxPendingRows }, 'QuestDB is not taking rows: the buffer is full, stopped fetching events (back-pressure)');
+    while (!this.hasRoom() && !this.stopping && !this.loopStop) {
+      // A wait that began for a busy worker becomes back-pressure once QuestDB holds the bound.
+      if (!this.pausedSince && this.pendingRows() >= this.config.sink.maxPendingRows) {
+        this.pausedSince = Date.now();
+        this.counters.backpressurePauses++;
+        this.log.warn({ pendingRows: this.pendingRows(), maxPendingRows: this.config.sink.maxPendingRows }, 'QuestDB is not taking rows: the buffer is full, stopped fetching events (back-pressure)');
+      }
+      await new Promise<void>((r) => this.roomWaiters.push(r));
     }
-    while (!this.hasRoom() && !this.stopping && !this.loopStop) await new Promise<void>((r) => this.roomWaiters.push(r));
-    if (rowsFull) {
+    if (this.pausedSince) {
       const ms = Date.now() - this.pausedSince;
       this.counters.backpressureMs += ms;
       this.pausedSince = 0;
@@ -557,17 +595,21 @@ export class Engine {
     let batch: JsMsg[] = [];
     let scheduled = false;
     const max = this.config.fetch.batch;
+    const maxBytes = this.config.fetch.maxBytes;
+    let bytes = 0;
     let flushPromise: Promise<void> = Promise.resolve();
     const flushNow = () => {
       scheduled = false;
       if (batch.length === 0) return;
       const msgs = batch;
       batch = [];
+      bytes = 0;
       this.processBatch(msgs);
     };
     for await (const msg of messages) {
       batch.push(msg);
-      if (batch.length >= max || !this.hasRoom()) {
+      bytes += msg.data.length;
+      if (batch.length >= max || bytes >= maxBytes || !this.hasRoom()) {
         // A full batch, or no room: hand over what we have, then take no more until there is room.
         flushNow();
         await this.waitForRoom();
@@ -685,6 +727,8 @@ export class Engine {
       const values = Float64Array.from(vals[p]);
       const m: MainToWorker = { t: 'batch', id: rec.id, series: series[p], ts, values, wmBefore, wmAfter, ...(durable > wmBefore ? { durable } : {}) };
       this.workers[p].inflight++;
+      this.workers[p].inflightEvents += ts.length;
+      this.workers[p].batchEvents.push(ts.length);
       this.workers[p].worker.postMessage(m, [ts.buffer, values.buffer]);
     }
   }
@@ -812,7 +856,8 @@ export class Engine {
     await Promise.all(this.workers.map((w) => w.stopped));
     if (this.commitTimer) clearInterval(this.commitTimer);
     await this.committing;
-    await this.commit();
+    // Nothing to commit when the start never got as far as the checkpoint.
+    if (this.watermark) await this.commit();
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
     for (const sub of this.apiSubs) sub.unsubscribe();
     await this.nc?.drain().catch(() => undefined);

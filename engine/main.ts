@@ -96,7 +96,10 @@ try {
   gateway = await startGateway({ config, pool, engine, pipelines: () => runners, log: log.child({ part: 'gateway' }) });
   log.info({ http: `http://${config.httpHost}:${gateway.httpPort}`, grpc: `${config.httpHost}:${gateway.grpcPort}`, nats: config.natsUrl, questdb: config.questdbHttp, workers: config.workers }, 'weir is running');
 } catch (err) {
-  log.fatal({ err }, 'start failed');
+  // A SIGTERM while NATS or QuestDB was awaited ends the start: the shutdown exits 0.
+  if (stopping) await stopping;
+  // One line that says what failed, e.g. "start failed: NATS at nats://… is unreachable: …".
+  log.fatal({ err }, `start failed: ${(err as Error).message}`);
   await Promise.all(runners.map((r) => r.stop().catch(() => undefined)));
   await engine.stop().catch(() => undefined);
   process.exit(1);

@@ -71,6 +71,8 @@ function registerEngineMetrics(registry: client.Registry, engine: import('../../
   gauge('weir_last_batch_done_timestamp_ms', 'Wall time the workers finished the latest batch', () => c.lastBatchDoneAt);
   gauge('weir_consumer_lag_messages', 'Messages in the stream not yet delivered to the engine', () => engine.health().lagMessages);
   gauge('weir_sink_pending_rows', 'Window rows QuestDB has not acknowledged yet (bounded by sink.maxPendingRows)', () => engine.pendingRows());
+  gauge('weir_worker_inflight_batches', 'Source batches handed to the workers and not processed yet (bounded per worker, docs/faults.md "Overload")', () => engine.inflight().batches);
+  gauge('weir_worker_inflight_events', 'Events handed to the workers and not processed yet', () => engine.inflight().events);
   gauge('weir_backpressure_active', '1 while the engine has stopped fetching because QuestDB holds back sink.maxPendingRows rows', () => (engine.health().backpressure ? 1 : 0));
   counter('weir_backpressure_seconds_total', 'Time the engine spent stopped by back-pressure', () => engine.backpressureSeconds());
   counter('weir_consumer_repositions_total', 'Consumer recreated after the last processed message (NATS reconnect, vanished stream)', () => c.repositions);
