@@ -59,7 +59,8 @@ export interface LiveResult {
   count: number;
   /** count per second of window length. */
   rate: number;
-  sum: number;
+  /** null only when the window's sum is beyond the double range (±1.8e308). */
+  sum: number | null;
   min: number;
   max: number;
   mean: number;

@@ -20,6 +20,7 @@ import type { TriggerSpec } from '../../operators/windows/triggers.js';
 import { KeyedDebounce } from '../../operators/keyed/debounceByKey.js';
 import { ScoreBoard, type ScoreSpec } from '../../operators/scores/scoreboard.js';
 import { AlertEvaluator } from '../../operators/alerts/evaluator.js';
+import { changeDirection, pctChange } from '../../operators/trend/trend.js';
 import type { Sample } from '../../operators/sample.js';
 import type { ViewResult } from '../live-view.js';
 import type { AlertEvent, ResultRow } from './sink.js';
@@ -337,8 +338,10 @@ class ScoreStage {
       for (const c of this.columns) r.columns[c] = null;
       return;
     }
-    for (const c in s.components) r.columns[c] = s.components[c];
-    for (const p in s.profiles) r.columns[p] = s.profiles[p];
+    // A score beyond the double range (raw values or weights near 1.8e308) is null in the row, as
+    // JSON and QuestDB would carry it anyway; the board still ranks it first (or last).
+    for (const c in s.components) r.columns[c] = finite(s.components[c]);
+    for (const p in s.profiles) r.columns[p] = finite(s.profiles[p]);
   }
 
   /** One ScoreBoard snapshot per window name that has a board. */
@@ -360,7 +363,7 @@ class ScoreStage {
   }
 }
 
-const DIRECTION = { rising: 1, falling: -1, flat: 0 } as const;
+const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
 
 /** How long a window of this type spans (the largest size for rolling windows). */
 function windowSpan(w: PipelineSpec['window']): number {
@@ -410,11 +413,8 @@ class TrendStage {
   /** pct and direction of `v` against `prev`, as operators/trend defines them. */
   private trendOf(v: number | null, prev: number | null): { pct: number | null; dir: number | null } {
     if (v === null || prev === null) return { pct: null, dir: null };
-    const change = v - prev;
-    const pct = prev === 0 ? null : change / Math.abs(prev);
-    const sign = pct ?? change;
-    const dir = sign === 0 || (pct !== null && Math.abs(pct) < this.threshold) ? DIRECTION.flat : sign > 0 ? DIRECTION.rising : DIRECTION.falling;
-    return { pct, dir };
+    const pct = pctChange(v, prev);
+    return { pct, dir: changeDirection(v, prev, pct, this.threshold) };
   }
 
   apply(r: Row, again: (r: Row) => void): void {

@@ -12,6 +12,26 @@ export interface WindowRow extends SummaryResult {
 
 const DOUBLE_COLS = ['sum', 'min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p95', 'p99', 'p999'] as const;
 
+/** What writeWindowRow needs of a Sender (the real one, or a recorder in tests). */
+export type RowSender = Pick<Sender, 'table' | 'symbol' | 'intColumn' | 'floatColumn' | 'stringColumn'>;
+
+/**
+ * Appends one window row (without its timestamp: the caller ends it with `at`). A figure that is
+ * null is left out, which QuestDB stores as null: passing null to floatColumn would throw, fail
+ * the flush and keep every other row of it waiting for retries that fail the same way. A
+ * non-finite figure is left out too (summaryFigures never gives one; this guards the table):
+ * live JSON would carry it as null, and QuestDB shows ±Infinity as null yet lets it poison sum()
+ * and avg() over the column (questdb/questdb#5926).
+ */
+export function writeWindowRow(sender: RowSender, r: WindowRow): void {
+  sender.table(r.table).symbol('metric', r.metric).symbol('key', r.key).intColumn('count', r.count);
+  for (const c of DOUBLE_COLS) {
+    const v = r[c];
+    if (v !== null && Number.isFinite(v)) sender.floatColumn(c, v);
+  }
+  sender.stringColumn('sketch', r.sketch);
+}
+
 /** DDL of a default-pipeline table: WAL, deduplicated on the window's identity (invariant 2). */
 export function windowTableDdl(table: string): string {
   if (!/^[a-z_][a-z0-9_]*$/.test(table)) throw new Error(`bad table name ${table}`);
@@ -75,16 +95,7 @@ export class WindowRowWriter {
     this.inFlight = batch.size;
     try {
       for (const r of batch.values()) {
-        this.sender.table(r.table).symbol('metric', r.metric).symbol('key', r.key).intColumn('count', r.count);
-        this.sender.floatColumn('sum', r.sum).floatColumn('min', r.min).floatColumn('max', r.max).floatColumn('mean', r.mean);
-        if (r.stddev !== null) this.sender.floatColumn('stddev', r.stddev);
-        this.sender
-          .floatColumn('p50', r.p50)
-          .floatColumn('p90', r.p90)
-          .floatColumn('p95', r.p95)
-          .floatColumn('p99', r.p99)
-          .floatColumn('p999', r.p999)
-          .stringColumn('sketch', r.sketch);
+        writeWindowRow(this.sender, r);
         await this.sender.at(r.ts, 'ms');
       }
       await this.sender.flush();

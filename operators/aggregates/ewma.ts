@@ -15,14 +15,15 @@
  * of samples, and the result is bit-identical in every order. The exception is underflow:
  * contributions more than ~1000 half-lives older than the newest sample fall below 2^-1022 and
  * are rounded (their weight is below 1e-300, so the value is unaffected; only bit-identity is).
- * Values must stay below about 8.9e307 in magnitude (2^fᵢ·xᵢ must be finite).
+ * Any finite value works: a product 2^fᵢ·xᵢ past the double range is added as two exact halves,
+ * and the exact sums carry past 1.8e308 (exact-sum.ts), so the weighted mean is always finite.
  *
  *   const e = ewma({ halfLifeMs: 60_000 });
  */
 import type { Aggregator } from '../aggregate.js';
 import type { Sample } from '../sample.js';
 import { StateReader } from './codec.js';
-import { emptySum, sumAdd, sumClone, sumFromJson, sumMerge, sumScale, sumToJson, sumValue, type ExactSum } from './exact-sum.js';
+import { emptySum, sumAdd, sumClone, sumFromJson, sumMerge, sumQuotient, sumScale, sumToJson, sumValue, type ExactSum } from './exact-sum.js';
 import { finiteOrNull } from './scalar.js';
 
 export interface EwmaOptions {
@@ -65,7 +66,15 @@ export function ewma(options: EwmaOptions): Aggregator<Sample, EwmaState, number
       if (acc.ref === -Infinity) acc.ref = k;
       else if (k > acc.ref) rebase(acc, k);
       const scale = 2 ** (k - acc.ref);
-      sumAdd(acc.num, w * s.value * scale);
+      const wx = w * s.value * scale;
+      if (Number.isFinite(wx)) sumAdd(acc.num, wx);
+      else {
+        // |value| near 1.8e308: 2^f·x overflows. Half of it is exact to the bit (a power-of-two
+        // scaling of the same rounded product), and the exact sum adds it twice.
+        const half = w * (s.value / 2) * scale;
+        sumAdd(acc.num, half);
+        sumAdd(acc.num, half);
+      }
       sumAdd(acc.den, w * scale);
       return acc;
     },
@@ -90,7 +99,7 @@ export function ewma(options: EwmaOptions): Aggregator<Sample, EwmaState, number
     },
     result(acc) {
       if (acc.ref === -Infinity) return null;
-      return finiteOrNull(sumValue(acc.num) / sumValue(acc.den));
+      return finiteOrNull(sumQuotient(acc.num, acc.den));
     },
     serialize: (acc) => (acc.ref === -Infinity ? JSON.stringify([h]) : JSON.stringify([h, acc.ref, sumToJson(acc.num), sumToJson(acc.den)])),
     deserialize(text) {

@@ -13,7 +13,7 @@
 import type { Aggregator } from '../aggregate.js';
 import type { Sample } from '../sample.js';
 import { count, finiteOrNull, sum, type Count } from './scalar.js';
-import { sumValue, type ExactSum } from './exact-sum.js';
+import { sumValue, sumValueScaled, type ExactSum } from './exact-sum.js';
 
 export interface RateOptions {
   /** The window length in ms (> 0). */
@@ -38,7 +38,13 @@ export function rate(options: RateOptions): Aggregator<Sample, RateState, number
     merge: inner.merge,
     result:
       of === 'sum'
-        ? (acc) => finiteOrNull((sumValue(acc as ExactSum) * perMs) / windowMs)
+        ? (acc) => {
+            const s = acc as ExactSum;
+            const r = (sumValue(s) * perMs) / windowMs;
+            if (Number.isFinite(r) || s.overflow) return finiteOrNull(r);
+            // The sum (or sum × per) is past the double range: the rate may still fit.
+            return finiteOrNull(((sumValueScaled(s, -64) * perMs) / windowMs) * 2 ** 64);
+          }
         : (acc) => ((acc as Count).n * perMs) / windowMs,
     serialize: inner.serialize,
     deserialize(text) {

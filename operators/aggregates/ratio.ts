@@ -11,7 +11,7 @@
 import type { Aggregator } from '../aggregate.js';
 import type { Sample } from '../sample.js';
 import { StateReader } from './codec.js';
-import { emptySum, sumAdd, sumFromJson, sumMerge, sumToJson, sumValue, type ExactSum } from './exact-sum.js';
+import { emptySum, sumAdd, sumFromJson, sumMerge, sumQuotient, sumToJson, sumValue, type ExactSum } from './exact-sum.js';
 import { finiteOrNull } from './scalar.js';
 
 /** Which samples a side takes: all listed conditions must hold (a list means "any of these"). */
@@ -69,8 +69,10 @@ export function ratio(options: RatioOptions): Aggregator<Sample, RatioState, num
       return a;
     },
     result(acc) {
-      const den = sumValue(acc.den);
-      return den === 0 || Number.isNaN(den) ? null : finiteOrNull(sumValue(acc.num) / den);
+      // A total with a carry is at least 2^1021 in magnitude, never 0. Sums past the double range
+      // are divided in scaled form: the ratio is null only when it is itself out of range.
+      if (acc.den.carry === 0 && sumValue(acc.den) === 0) return null;
+      return finiteOrNull(sumQuotient(acc.num, acc.den));
     },
     serialize: (acc) => JSON.stringify([sumToJson(acc.num), sumToJson(acc.den)]),
     deserialize(text) {

@@ -76,15 +76,19 @@ describe('exact sum', () => {
     );
   });
 
-  it('overflowing partial sums report NaN, stay overflowed through merges and serialise as "overflow"', () => {
+  it('a total past the double range reports NaN, keeps its carry through merges and serialisation, and comes back when it returns into range', () => {
     const s = emptySum();
     sumAdd(s, 1.5e308);
     sumAdd(s, 1.5e308);
     expect(sumValue(s)).toBeNaN();
-    expect(sumToJson(s)).toBe('overflow');
+    expect(sumToJson(s)).toEqual({ carry: 6, partials: [2 * (1.5e308 - 3 * 2 ** 1022)] }); // 3e308 = 6·2^1022 + rest
     const other = emptySum();
     sumAdd(other, 1);
     expect(sumValue(sumMerge(other, s))).toBeNaN();
+    const back = sumFromJson(sumToJson(other), () => { throw new Error('no'); });
+    sumAdd(back, -1.5e308);
+    expect(sumValue(back)).toBe(exactSum([1.5e308, 1, 0]));
+    // the state written before sums carried: its total is lost for good
     expect(sumValue(sumFromJson('overflow', () => { throw new Error('no'); }))).toBeNaN();
   });
 });
@@ -123,7 +127,10 @@ describe('sum', () => {
     expectMalformed(sum, '[1,', /^sum: cannot deserialize "\[1,": not JSON/);
     expectMalformed(sum, '{"a":1}', /^sum: .*expected an array of partial sums/);
     expectMalformed(sum, '[1,"x"]', /^sum: .*partial 1 must be a finite number, got "x"/);
-    expectMalformed(sum, '[1e308,1e308]', /^sum: .*beyond the double range/);
+    expectMalformed(sum, '{"carry":0,"partials":[1]}', /^sum: .*carry must be a non-zero whole number of 2\^1022 units, got 0/);
+    expectMalformed(sum, '{"carry":1,"partials":[1],"x":2}', /^sum: .*unexpected field "x" in a carried sum/);
+    // partials written before sums carried may add up past 1.8e308: they read as such a sum
+    expect(sum.result(sum.deserialize('[1e308,1e308]'))).toBeNull();
     fc.assert(survivesGarbage(sum, 'sum', garbage(sum, stream)), { numRuns: 200 });
   });
 });

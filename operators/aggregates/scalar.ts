@@ -3,7 +3,8 @@
  *
  * sum and mean keep an exact sum (exact-sum.ts), so both are the correctly rounded exact result,
  * bit-identical whatever the arrival order and however partial states were merged. min, max and
- * mean are null for an empty window; sum is null only if it leaves the double range.
+ * mean are null for an empty window; sum is null only if the exact sum is beyond the double range
+ * (whatever the order: partial sums never overflow, see exact-sum.ts).
  *
  *   const acc = mean.create();
  *   mean.add(acc, { metric: 'latency', value: 12.5, ts: 1_700_000_000_000 });
@@ -12,7 +13,7 @@
 import type { Aggregator } from '../aggregate.js';
 import type { Sample } from '../sample.js';
 import { StateReader } from './codec.js';
-import { emptySum, sumAdd, sumFromJson, sumMerge, sumToJson, sumValue, type ExactSum } from './exact-sum.js';
+import { emptySum, sumAdd, sumDivide, sumFromJson, sumMerge, sumToJson, sumValue, type ExactSum } from './exact-sum.js';
 
 export interface Count {
   n: number;
@@ -38,7 +39,7 @@ export const count: Aggregator<Sample, Count, number> = {
   },
 };
 
-/** The exact sum of the values, correctly rounded; 0 when empty, null on overflow. */
+/** The exact sum of the values, correctly rounded; 0 when empty, null when it is beyond the double range (±1.8e308). */
 export const sum: Aggregator<Sample, ExactSum, number | null> = {
   create: emptySum,
   add: (acc, s) => sumAdd(acc, s.value),
@@ -88,7 +89,10 @@ export interface Mean {
   n: number;
 }
 
-/** The exact sum divided by the count (correctly rounded sum, one division); null when empty. */
+/**
+ * The exact sum divided by the count (correctly rounded sum, one division); null when empty. A
+ * sum past the double range is divided in scaled form, so the mean of finite values is never null.
+ */
 export const mean: Aggregator<Sample, Mean, number | null> = {
   create: () => ({ sum: emptySum(), n: 0 }),
   add(acc, s) {
@@ -101,13 +105,13 @@ export const mean: Aggregator<Sample, Mean, number | null> = {
     a.n += b.n;
     return a;
   },
-  result: (acc) => (acc.n === 0 ? null : finiteOrNull(sumValue(acc.sum) / acc.n)),
+  result: (acc) => (acc.n === 0 ? null : finiteOrNull(sumDivide(acc.sum, acc.n))),
   serialize: (acc) => JSON.stringify([sumToJson(acc.sum), acc.n]),
   deserialize(text) {
     const r: StateReader = new StateReader('mean', text);
     const [partials, n] = r.tuple(['sum', 'count']);
     const acc = { sum: sumFromJson(partials, (what) => r.fail(`field 1 (sum): ${what}`)), n: r.count(n, 'field 2 (count)') };
-    if (acc.n === 0 && (acc.sum.overflow || sumValue(acc.sum) !== 0)) r.fail('a count of 0 with a non-zero sum');
+    if (acc.n === 0 && (acc.sum.overflow || acc.sum.carry !== 0 || sumValue(acc.sum) !== 0)) r.fail('a count of 0 with a non-zero sum');
     return acc;
   },
 };

@@ -80,7 +80,8 @@ describe('variance', () => {
   });
   it('malformed states throw and say what is wrong', () => {
     expectMalformed(variance, 'x', /^variance: cannot deserialize "x": not JSON/);
-    expectMalformed(variance, '[1,2,3,4]', /^variance: .*expected 3 fields \[count, mean, m2\], got 4/);
+    expectMalformed(variance, '[1,2,3,4,5]', /^variance: .*expected 3 fields \[count, mean, m2\] \(or 4, with scale\), got 5/);
+    expectMalformed(variance, '[2,1,2,0.5]', /^variance: .*field 4 \(scale\) must be a whole number in \[-700, 700\], got 0.5/);
     expectMalformed(variance, '[2,1,-1]', /^variance: .*field 3 \(m2\), the sum of squared deviations, cannot be negative, got -1/);
     expectMalformed(variance, '[0,1,0]', /^variance: .*a count of 0 needs mean 0 and m2 0/);
     expectMalformed(variance, '[1,1,2]', /^variance: .*one sample has no spread/);

@@ -23,10 +23,12 @@ export interface Summary {
 /** One window's figures, as written to weir_agg_* and served by the gateway. */
 export interface SummaryResult {
   count: number;
-  sum: number;
+  /** null only when the window's sum is beyond the double range (±1.8e308). */
+  sum: number | null;
   min: number;
   max: number;
   mean: number;
+  /** null below two events, or when the spread is beyond the double range. */
   stddev: number | null;
   p50: number;
   p90: number;
@@ -45,10 +47,28 @@ export function clampedQuantiles(sketch: DDSketch, min: number, max: number, qs:
 /** The figures of a summary without the serialised sketch (live partial results: no encoding cost). */
 export type SummaryFigures = Omit<SummaryResult, 'sketch'>;
 
+/**
+ * The figures of a window. Every figure is finite or null, so that JSON (which turns Infinity and
+ * NaN into null) and QuestDB (which reads them as null, and whose sums they poison) carry exactly
+ * what is computed: `sum` is null past ±1.8e308, `stddev` below two events or past the range; the
+ * others always fit. −0 is reported as 0 (JSON has no −0).
+ */
 export function summaryFigures(acc: Summary): SummaryFigures {
   const m = momentsResult(acc.moments);
   const [p50, p90, p95, p99, p999] = clampedQuantiles(acc.sketch, m.min, m.max, SUMMARY_QUANTILES);
-  return { count: m.count, sum: m.sum, min: m.min, max: m.max, mean: m.mean, stddev: m.stddev, p50, p90, p95, p99, p999 };
+  return {
+    count: m.count,
+    sum: Number.isFinite(m.sum) ? m.sum + 0 : null,
+    min: m.min + 0,
+    max: m.max + 0,
+    mean: m.mean + 0,
+    stddev: m.stddev,
+    p50: p50 + 0,
+    p90: p90 + 0,
+    p95: p95 + 0,
+    p99: p99 + 0,
+    p999: p999 + 0,
+  };
 }
 
 export function summaryAggregator(alpha = DEFAULT_ALPHA): Aggregator<number, Summary, SummaryResult> {

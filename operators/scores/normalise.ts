@@ -19,9 +19,16 @@
  *   the lowest 0, the highest 1, ties share the mean of their ranks.
  * When there is nothing to compare with (one value, all values equal, stddev 0), every value
  * maps to 0.5.
+ *
+ * Any finite values work (docs/operators-aggregates.md, "Extreme values"): minmax divides halves
+ * when max - min or x - min is past the double range, and zscore keeps exact sums of the values
+ * and of their squares (three bands of magnitude, so squares of 1e308 and of 5e-324 are both
+ * exact), so a huge value changes the population only while it is in it: once it leaves, mean and
+ * stddev are again exactly those of the values that remain.
  */
 
 import { encodeNum, type SnapshotReader } from '../keyed/snapshot.js';
+import { emptySum, sumAdd, sumValue, sumValueScaled, type ExactSum } from '../aggregates/exact-sum.js';
 
 export type NormaliserSpec =
   | { minmax: { min?: number; max?: number } }
@@ -56,6 +63,17 @@ export interface Normaliser {
 }
 
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
+
+/**
+ * clamp01((x - lo) / (hi - lo)) for hi > lo. When hi - lo or x - lo is past the double range
+ * (bounds or values near ±1.8e308), the halves are divided instead: the same ratio, never
+ * Infinity / Infinity.
+ */
+function between(x: number, lo: number, hi: number): number {
+  const r = (x - lo) / (hi - lo);
+  if (r === r && Number.isFinite(hi - lo)) return clamp01(r);
+  return clamp01((x / 2 - lo / 2) / (hi / 2 - lo / 2));
+}
 
 /** The current values of a population, sorted, for exact min, max and rank in O(log n). */
 export class SortedValues {
@@ -152,33 +170,6 @@ function restoreSorted(values: SortedValues, state: unknown, current: readonly n
   values.load(a);
 }
 
-/** A sum with Neumaier's compensation: exact while partial sums are exact, close otherwise. */
-class CompensatedSum {
-  private s = 0;
-  private c = 0;
-  add(x: number): void {
-    const t = this.s + x;
-    if (Math.abs(this.s) >= Math.abs(x)) this.c += this.s - t + x;
-    else this.c += x - t + this.s;
-    this.s = t;
-  }
-  get value(): number {
-    return this.s + this.c;
-  }
-  clear(): void {
-    this.s = 0;
-    this.c = 0;
-  }
-  state(): [number | string, number | string] {
-    return [encodeNum(this.s), encodeNum(this.c)];
-  }
-  load(state: unknown, read: SnapshotReader, where: string): void {
-    const [s, c] = read.array(state, where, { min: 2, max: 2 });
-    this.s = read.number(s, `${where}[0]`);
-    this.c = read.number(c, `${where}[1]`);
-  }
-}
-
 /** A normaliser that depends on nothing but its own value and options: no population, no state to keep. */
 abstract class StaticNormaliser implements Normaliser {
   readonly running = false;
@@ -210,7 +201,7 @@ class StaticMinMax extends StaticNormaliser {
     super();
   }
   normalise(x: number): number {
-    return clamp01((x - this.min) / (this.max - this.min));
+    return between(x, this.min, this.max);
   }
 }
 
@@ -237,7 +228,7 @@ class RunningMinMax implements Normaliser {
   normalise(x: number): number {
     const lo = this.lo();
     const hi = this.hi();
-    return hi > lo ? clamp01((x - lo) / (hi - lo)) : 0.5;
+    return hi > lo ? between(x, lo, hi) : 0.5;
   }
   clear(): void {
     this.values.clear();
@@ -270,26 +261,62 @@ class Capped extends StaticNormaliser {
   }
 }
 
+/** Values of at least this magnitude have their squares summed times 2^-1200, below its inverse times 2^1200. */
+const BAND = 2 ** 300;
+const TINY_BAND = 2 ** -300;
+
+/** v · 2^e in two steps, so that 2^e itself need not be a double (|e| up to 2400). */
+function times2(v: number, e: number): number {
+  const h = Math.trunc(e / 2);
+  return v * 2 ** h * 2 ** (e - h);
+}
+
+/** The rounding error of hi = y * y, exactly (Dekker's product; |y| < 2^425 here, so nothing overflows). */
+function squareError(y: number, hi: number): number {
+  const c = 134217729 * y; // 2^27 + 1
+  const yh = c - (c - y);
+  const yl = y - yh;
+  return yh * yh - hi + 2 * yh * yl + yl * yl;
+}
+
+/**
+ * Population mean and stddev from exact sums: Σx (exact-sum.ts, which carries past 1.8e308) and
+ * Σx² split into three bands by |x| (below 2^-300 scaled by 2^600 before squaring, above 2^300 by
+ * 2^-600, the rest as they are), each square added as its rounded value plus its rounding error.
+ * Adding and removing a value are exact, so the state is a function of the current values alone:
+ * no drift, whatever the order values came and went in. For ordinary values (all magnitudes in
+ * [2^-300, 2^300)) mean and variance are computed as before, sum / n and Σx² / n − mean², from the
+ * exact sums; otherwise the same formula is evaluated at a power-of-two scale where it fits.
+ */
 class ZScore implements Normaliser {
   readonly running = true;
   private n = 0;
-  private sum = new CompensatedSum();
-  private sumSq = new CompensatedSum();
+  private readonly sum: ExactSum = emptySum();
+  /** Σ of squares per band: [tiny × 2^1200, ordinary, huge × 2^-1200], and how many values each holds. */
+  private readonly squares: ExactSum[] = [emptySum(), emptySum(), emptySum()];
+  private readonly inBand = [0, 0, 0];
   private mean = 0;
   /** 0 when there is nothing to compare with. */
   private std = 0;
   constructor(private readonly clip: number) {}
+
+  private account(x: number, sign: 1 | -1): void {
+    this.n += sign;
+    sumAdd(this.sum, sign * x);
+    const ax = Math.abs(x);
+    if (ax === 0) return;
+    const band = ax >= BAND ? 2 : ax < TINY_BAND ? 0 : 1;
+    const y = band === 2 ? x * 2 ** -600 : band === 0 ? x * 2 ** 600 : x;
+    const hi = y * y;
+    const sq = this.squares[band];
+    sumAdd(sq, sign * hi);
+    sumAdd(sq, sign * squareError(y, hi));
+    this.inBand[band] += sign;
+  }
+
   update(before: number | undefined, after: number | undefined): boolean {
-    if (before !== undefined) {
-      this.n--;
-      this.sum.add(-before);
-      this.sumSq.add(-before * before);
-    }
-    if (after !== undefined) {
-      this.n++;
-      this.sum.add(after);
-      this.sumSq.add(after * after);
-    }
+    if (before !== undefined) this.account(before, -1);
+    if (after !== undefined) this.account(after, 1);
     const { mean, std } = this;
     this.derive();
     if (std === 0 && this.std === 0) return false;
@@ -297,39 +324,70 @@ class ZScore implements Normaliser {
   }
   normalise(x: number): number {
     if (this.std === 0) return 0.5;
-    return clamp01((x - this.mean) / this.std / (2 * this.clip) + 0.5);
+    let z = (x - this.mean) / this.std;
+    // x - mean past the double range: the halves give the same ratio.
+    if (!Number.isFinite(z)) z = (x / 2 - this.mean / 2) / (this.std / 2);
+    return clamp01(z / (2 * this.clip) + 0.5);
   }
   clear(): void {
     this.n = 0;
-    this.sum.clear();
-    this.sumSq.clear();
+    for (const s of [this.sum, ...this.squares]) {
+      s.n = 0;
+      s.carry = 0;
+      s.overflow = false;
+    }
+    this.inBand.fill(0);
     this.mean = 0;
     this.std = 0;
   }
   /** Mean and stddev from n and the sums. */
   private derive(): void {
-    if (this.n > 0) {
-      this.mean = this.sum.value / this.n;
-      const variance = this.sumSq.value / this.n - this.mean * this.mean;
-      this.std = variance > 0 ? Math.sqrt(variance) : 0;
-    } else {
+    const n = this.n;
+    if (n <= 0) {
       this.mean = 0;
       this.std = 0;
+      return;
     }
+    const [tiny, ordinary, huge] = this.squares;
+    if (this.inBand[0] === 0 && this.inBand[2] === 0 && this.sum.carry === 0) {
+      this.mean = sumValue(this.sum) / n;
+      const variance = sumValue(ordinary) / n - this.mean * this.mean;
+      this.std = variance > 0 ? Math.sqrt(variance) : 0;
+      return;
+    }
+    // The scale of the largest band present: values times 2^-s, squares times 2^-2s.
+    const s = this.inBand[2] > 0 ? 600 : this.inBand[1] > 0 ? 0 : -600;
+    const q = times2(sumValue(tiny), -1200 - 2 * s) + times2(sumValue(ordinary), -2 * s) + times2(sumValue(huge), 1200 - 2 * s);
+    const mean = sumValueScaled(this.sum, -s) / n;
+    const variance = q / n - mean * mean;
+    this.mean = mean * 2 ** s;
+    this.std = variance > 0 ? Math.sqrt(variance) * 2 ** s : 0;
   }
-  /** The sums, not the values: they carry rounding that depends on the order of updates. */
-  snapshot(): { sum: (number | string)[]; sumSq: (number | string)[] } {
-    return { sum: this.sum.state(), sumSq: this.sumSq.state() };
+  /**
+   * The sums are exact, so the current values alone determine them: the snapshot only says so, and
+   * restore() recomputes the sums from the values.
+   */
+  snapshot(): { exact: true } {
+    return { exact: true };
   }
+  /**
+   * Recomputes the sums from the entities' values. A snapshot of the compensated sums an older
+   * version kept (`{ sum: [s, c], sumSq: [s, c] }`) is checked for shape and read the same way:
+   * its figures are then the exact ones, which can differ from the old ones in the last bits.
+   */
   restore(state: unknown, values: readonly number[], read: SnapshotReader, where: string): void {
     const o = read.object(state, where);
-    const sum = new CompensatedSum();
-    const sumSq = new CompensatedSum();
-    sum.load(o.sum, read, `${where}.sum`);
-    sumSq.load(o.sumSq, read, `${where}.sumSq`);
-    this.sum = sum;
-    this.sumSq = sumSq;
-    this.n = values.length;
+    if ('exact' in o) {
+      if (o.exact !== true || Object.keys(o).length !== 1) read.fail(`${where} must be { "exact": true }, got ${JSON.stringify(state)?.slice(0, 60)}`);
+    } else {
+      for (const k of ['sum', 'sumSq'] as const) {
+        const [a, b] = read.array(o[k], `${where}.${k}`, { min: 2, max: 2 });
+        read.number(a, `${where}.${k}[0]`);
+        read.number(b, `${where}.${k}[1]`);
+      }
+    }
+    this.clear();
+    for (const v of values) this.account(v, 1);
     this.derive();
   }
 }

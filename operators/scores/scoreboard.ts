@@ -281,7 +281,7 @@ export class ScoreBoard {
    * The whole state as JSON text, for checkpoints: format `weir.scores/1`, the spec (defaults
    * filled in), every entity's raw metric values (`[id, value | null per metric]`, in the
    * spec's metric order), the populations of the running normalisers (sorted values for minmax
-   * and rank, the compensated sums for zscore) and what is stale. Normalised values, components,
+   * and rank, `{ exact: true }` for zscore, whose exact sums the values determine) and what is stale. Normalised values, components,
    * totals and rankings are recomputed on restore.
    */
   snapshot(): string {
@@ -404,13 +404,13 @@ export class ScoreBoard {
   private componentValue(c: number, slot: number): number {
     let s = 0;
     for (const t of this.components[c]) s += t.w * this.norm[t.i][slot];
-    return s;
+    return Number.isFinite(s) ? s : wideValue(this.componentWide(c, (m) => this.norm[m][slot]));
   }
 
   private profileValue(pi: number, slot: number): number {
     let s = 0;
     for (const t of this.profiles[pi].terms) s += t.w * this.comp[t.i][slot];
-    return s;
+    return Number.isFinite(s) ? s : wideValue(this.profileWide(pi, (m) => this.norm[m][slot]));
   }
 
   /** Same arithmetic as the stored path, reading through stale levels. */
@@ -424,13 +424,27 @@ export class ScoreBoard {
     if (!this.componentDirty[c]) return this.comp[c][slot];
     let s = 0;
     for (const t of this.components[c]) s += t.w * this.freshNorm(t.i, slot);
-    return s;
+    return Number.isFinite(s) ? s : wideValue(this.componentWide(c, (m) => this.freshNorm(m, slot)));
   }
 
   private freshProfileValue(pi: number, slot: number): number {
     let s = 0;
     for (const t of this.profiles[pi].terms) s += t.w * this.freshComponentValue(t.i, slot);
-    return s;
+    return Number.isFinite(s) ? s : wideValue(this.profileWide(pi, (m) => this.freshNorm(m, slot)));
+  }
+
+  /**
+   * A component's weighted sum when the plain one left the double range on the way (raw values
+   * or weights near 1.8e308: Infinity, or Infinity − Infinity = NaN): the same sum with a wider
+   * exponent. Only taken when the plain sum is not finite, so ordinary scores are unchanged.
+   */
+  private componentWide(c: number, norm: (m: number) => number): Wide {
+    return wideSum(this.components[c].map((t) => [t.w, wide(norm(t.i))]));
+  }
+
+  /** A profile's weighted sum of components, each kept with a wide exponent (see componentWide). */
+  private profileWide(pi: number, norm: (m: number) => number): Wide {
+    return wideSum(this.profiles[pi].terms.map((t) => [t.w, this.componentWide(t.i, norm)]));
   }
 
   /** Metric m's normalisation of other entities changed: mark it and everything above it stale. */
@@ -507,6 +521,49 @@ export class ScoreBoard {
     this.total = resize(this.total, this.profiles.length);
     this.capacity = capacity;
   }
+}
+
+/** m · 2^e: a number whose exponent may be past the double range (m is a finite double). */
+interface Wide {
+  m: number;
+  e: number;
+}
+
+/** v · 2^e in two steps, so that 2^e itself need not be a double. */
+function times2(v: number, e: number): number {
+  const h = Math.trunc(e / 2);
+  return v * 2 ** h * 2 ** (e - h);
+}
+
+function wide(x: number): Wide {
+  if (x === 0) return { m: 0, e: 0 };
+  const e = Math.floor(Math.log2(Math.abs(x)));
+  return { m: times2(x, -e), e };
+}
+
+/**
+ * Σ wᵢ·vᵢ in wide form: each product is mantissa times mantissa (rounded as the plain product
+ * would be) at the exponent sum, and the products are added at the scale of the largest. A
+ * product more than ~2^1070 times smaller than the largest counts as 0.
+ */
+function wideSum(terms: [number, Wide][]): Wide {
+  const products: Wide[] = [];
+  let top = -Infinity;
+  for (const [w, v] of terms) {
+    if (w === 0 || v.m === 0) continue;
+    const ww = wide(w);
+    const p = { m: ww.m * v.m, e: ww.e + v.e };
+    products.push(p);
+    if (p.e > top) top = p.e;
+  }
+  let m = 0;
+  for (const p of products) m += times2(p.m, p.e - top);
+  return { m, e: m === 0 ? 0 : top };
+}
+
+/** The double nearest a wide number: ±Infinity past the double range (a score that is out of range). */
+function wideValue(v: Wide): number {
+  return times2(v.m, v.e);
 }
 
 /** A normaliser's spec as snapshots record it: defaults filled in, null for identity. */

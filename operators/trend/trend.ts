@@ -4,6 +4,27 @@ import { Ranking } from '../scores/ranking.js';
 
 const SNAPSHOT_FORMAT = 'weir.trend/1';
 
+/**
+ * (value - previous) / |previous|, null when previous is 0 or when the fraction is beyond the
+ * double range. A difference that overflows (values near ±1.8e308 of opposite signs) is taken
+ * in halves, which give the same fraction.
+ */
+export function pctChange(value: number, previous: number): number | null {
+  if (previous === 0) return null;
+  let pct = (value - previous) / Math.abs(previous);
+  if (!Number.isFinite(pct)) pct = (value / 2 - previous / 2) / (Math.abs(previous) / 2);
+  return Number.isFinite(pct) ? pct : null;
+}
+
+/**
+ * The direction of a change from `previous` to `value`: 0 (flat) when they are equal or |pct| is
+ * below the threshold, else the sign of the change (also when pct is null: from 0, or out of range).
+ */
+export function changeDirection(value: number, previous: number, pct: number | null, threshold: number): -1 | 0 | 1 {
+  if (value === previous || (pct !== null && Math.abs(pct) < threshold)) return 0;
+  return value > previous ? 1 : -1;
+}
+
 export interface TrendOptions {
   /** Distance (ms) from a window's start to its previous window's start: the window size for tumbling windows. */
   periodMs: number;
@@ -21,9 +42,12 @@ export interface Trend {
   value: number;
   /** The previous window's value; null when the key has none. */
   previous: number | null;
-  /** value - previous; null when previous is null. */
+  /** value - previous; null when previous is null, or when the difference is beyond the double range (±1.8e308). */
   change: number | null;
-  /** (value - previous) / |previous| as a fraction (0.25 is +25 %); null when previous is null or 0. */
+  /**
+   * (value - previous) / |previous| as a fraction (0.25 is +25 %); null when previous is null or
+   * 0, or when the fraction is beyond the double range (a previous value of 1e-320 or so).
+   */
   pct: number | null;
   /**
    * 'flat' when |pct| < threshold (or no change), else the sign of pct; from 0 the sign of the
@@ -223,10 +247,11 @@ export class TrendTracker {
     // starts are ascending and >= start - period, so the previous window can only be the first
     const previous = w.length > 2 && w[0] === start - this.period ? w[1] : null;
     if (previous === null) return { key, start, value, previous, change: null, pct: null, direction: null };
-    const change = value - previous;
-    const pct = previous === 0 ? null : change / Math.abs(previous);
-    const sign = pct ?? change;
-    const direction: Direction = sign === 0 || (pct !== null && Math.abs(pct) < this.threshold) ? 'flat' : sign > 0 ? 'rising' : 'falling';
+    const diff = value - previous;
+    const change = Number.isFinite(diff) ? diff : null;
+    const pct = pctChange(value, previous);
+    const dir = changeDirection(value, previous, pct, this.threshold);
+    const direction: Direction = dir === 0 ? 'flat' : dir > 0 ? 'rising' : 'falling';
     return { key, start, value, previous, change, pct, direction };
   }
 
