@@ -43,7 +43,7 @@ function oracle(o: RatioOptions, xs: readonly Sample[]): number | null {
   const den = side(o.denominator);
   if (den === 0) return null;
   const r = side(o.numerator) / den;
-  return Number.isFinite(r) ? r : null; // e.g. -1e300 / 5e-324
+  return Number.isFinite(r) ? r + 0 : null; // e.g. -1e300 / 5e-324; -0 is reported as 0 (JSON has no -0)
 }
 
 describe('ratio', () => {

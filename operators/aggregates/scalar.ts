@@ -116,6 +116,7 @@ export const mean: Aggregator<Sample, Mean, number | null> = {
   },
 };
 
+/** v when finite (−0 as 0: JSON has no −0), else null. */
 export function finiteOrNull(v: number): number | null {
-  return Number.isFinite(v) ? v : null;
+  return Number.isFinite(v) ? v + 0 : null;
 }

@@ -118,7 +118,10 @@ export function mergeMoments(a: Moments, b: Moments): Moments {
   }
   let bMean = b.mean;
   let bM2 = b.m2;
-  if (a.scale !== b.scale) {
+  // A side holding only zeros (mean and m2 0) fits any scale: it takes the other's.
+  if (a.mean === 0 && a.m2 === 0) a.scale = b.scale;
+  else if (b.mean === 0 && b.m2 === 0) bMean = bM2 = 0;
+  else if (a.scale !== b.scale) {
     if (a.scale < b.scale) rescale(a, b.scale);
     else {
       // Scale copies: merge leaves b as it was.
