@@ -305,6 +305,38 @@ export function globalRows(d: Decl, events: readonly Ev[]): Row[] {
 }
 
 /**
+ * Rolling windows over a stream that is out of order across panes (docs/operators-windows.md,
+ * "rolling"): `events` in stream order. Per key, E is the end of the pane of the newest event
+ * seen so far. Each E a key ever had gets, per size S, the row [E - S, E) over the key's events
+ * with a time in it that came before a newer pane replaced E (the replaced windows never change
+ * again); the key's last E takes all of them. An event of an older pane still counts in the
+ * current windows that hold its pane, but it never brings back a row of a pane that was not the
+ * newest when it came. With the events in time order this is rollingRows.
+ */
+export function rollingRowsInStreamOrder(d: Decl, events: readonly Ev[]): Row[] {
+  const pane = d.window.pane!;
+  const rows: Row[] = [];
+  const emit = (key: string, seen: readonly Ev[], end: number) => {
+    for (const size of d.window.sizes!)
+      rows.push({ key, window: sizeName(size), start: end - size, end, fields: aggregate(d, seen.filter((e) => e.ts >= end - size && e.ts < end)) });
+  };
+  for (const [key, list] of groupBy(keyed(d, events), (x) => x.key)) {
+    const seen: Ev[] = [];
+    let newest = -Infinity;
+    for (const { e } of list) {
+      const end = floorTo(e.ts, pane) + pane;
+      if (end > newest) {
+        if (newest > -Infinity) emit(key, seen, newest);
+        newest = end;
+      }
+      seen.push(e);
+    }
+    emit(key, seen, newest);
+  }
+  return rows;
+}
+
+/**
  * Rolling windows: for each key and each pane (day) holding an event of the key, E = that pane's
  * end, and per size S the row [E - S, E) over the key's events in it. With `currentOnly`, only the
  * rows of the key's newest pane (its current values).
@@ -384,6 +416,8 @@ export function withTrend(d: Decl, rows: Row[]): Row[] {
 export interface Transition {
   rule: string;
   key: string;
+  /** The window whose rows the rule observed (each window of a key is its own series). */
+  window: string;
   state: 'firing' | 'resolved';
   severity: string;
   field: string;
@@ -419,7 +453,7 @@ export function alertTransitions(rules: readonly AlertRule[], rows: readonly Row
         const v = r.fields[rule.field];
         if (v === null || v === undefined) continue;
         const at = r.end;
-        const base = { rule: rule.name, key, severity: rule.severity, field: rule.field, value: v, threshold: rule.threshold };
+        const base = { rule: rule.name, key, window: r.window, severity: rule.severity, field: rule.field, value: v, threshold: rule.threshold };
         if (phase === 'firing') {
           if (!holds(rule.op, v, rule.resolve)) {
             phase = 'ok';
