@@ -68,6 +68,12 @@ export const configSchema = z
         maxEventsPerMessage: z.number().int().positive().default(10_000),
         maxKeyLength: z.number().int().positive().default(256),
         maxTags: z.number().int().nonnegative().default(32),
+        /**
+         * Distinct keys of one metric in one window of the default pipeline (its state is per
+         * metric, key and window until the window is final): an event that would open one more is
+         * dead-lettered with a reason, the series already open go on. 0 turns the bound off.
+         */
+        maxSeriesPerWindow: z.number().int().nonnegative().default(100_000),
       })
       .prefault({}),
     workers: z.number().int().min(1).max(256).default(Math.max(1, os.availableParallelism())),

@@ -56,11 +56,27 @@ export function parseEventTs(ts: unknown): number | Error {
   if (typeof ts === 'string') {
     if (!ISO_RE.test(ts)) return new Error(`ts must be ISO-8601 with a zone (e.g. 2026-01-02T03:04:05.678Z), got ${JSON.stringify(ts.slice(0, 64))}`);
     const ms = Date.parse(ts);
-    if (!Number.isFinite(ms)) return new Error(`ts is not a valid date: ${JSON.stringify(ts)}`);
+    if (!Number.isFinite(ms) || !dayExists(ts)) return new Error(`ts is not a valid date: ${JSON.stringify(ts)}`);
     if (ms < 0) return new Error(`ts must not be before 1970-01-01, got ${ts}`);
     return ms;
   }
   return new Error(`ts must be a number (ms) or an ISO-8601 string, got ${describe(ts)}`);
+}
+
+/**
+ * Whether the day of an ISO date exists: Date.parse takes 2026-02-30 for 2026-03-02 and 2026-04-31
+ * for 2026-05-01, silently moving an impossible time into the next month.
+ */
+function dayExists(iso: string): boolean {
+  const y = Number(iso.slice(0, 4));
+  const m = Number(iso.slice(5, 7));
+  const d = Number(iso.slice(8, 10));
+  return m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+}
+
+/** A field name as a reason shows it: plain names as they are, any other quoted and cut to 40 characters. */
+function fieldName(k: string): string {
+  return /^[A-Za-z0-9_-]{1,40}$/.test(k) ? k : JSON.stringify(k.length > 40 ? k.slice(0, 40) + '…' : k);
 }
 
 function describe(v: unknown): string {
@@ -98,7 +114,7 @@ function validateEvent(e: unknown, metric: string, defaultTs: () => number, now:
     if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) return `event.tags must be an object of strings, got ${describe(tags)} (key ${key})`;
     let n = 0;
     for (const [k, v] of Object.entries(tags)) {
-      if (typeof v !== 'string') return `event.tags.${k} must be a string, got ${describe(v)} (key ${key})`;
+      if (typeof v !== 'string') return `event.tags.${fieldName(k)} must be a string, got ${describe(v)} (key ${key})`;
       if (++n > limits.maxTags) return `event.tags has more than ${limits.maxTags} entries (key ${key})`;
     }
   }

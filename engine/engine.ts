@@ -20,6 +20,7 @@ import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
 import { streamSeqOf } from './ackinfo.js';
 import { LiveView } from './live-view.js';
+import { SeriesBudget } from './cardinality.js';
 import { allReachable, untilReachable, type StartupOptions } from './startup.js';
 import { serveLiveApi } from './live-api.js';
 import { RESULT_FIELDS, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
@@ -55,6 +56,8 @@ export interface EngineCounters {
   repositions: number;
   /** Times the event stream was found deleted (and recreated). */
   streamsRecreated: number;
+  /** Events dead-lettered because their metric had limits.maxSeriesPerWindow series open in their window (also in deadLettered). */
+  seriesRejected: number;
   /** Wall time (ms) the first message of this run was processed, and the last batch finished by the workers. */
   firstMessageAt: number;
   lastBatchDoneAt: number;
@@ -74,6 +77,11 @@ interface PendingRecord {
   workersPending: number;
   publishesPending: number;
   failed: boolean;
+  /**
+   * Earliest final time of the decision windows of the batch's events refused by the cardinality
+   * bound: no checkpoint may make such a window durable before their dead letters are stored.
+   */
+  seriesFinal: number;
 }
 
 interface WorkerSlot {
@@ -99,6 +107,9 @@ interface WorkerSlot {
  */
 export const MAX_INFLIGHT_BATCHES = 4;
 
+/** Dead-letter and late-event publishes awaiting JetStream's ack at once; more wait for a slot (and hold the source). */
+const MAX_DLQ_INFLIGHT = 1024;
+
 export class Engine {
   readonly counters: EngineCounters = {
     messages: 0,
@@ -119,6 +130,7 @@ export class Engine {
     backpressureMs: 0,
     repositions: 0,
     streamsRecreated: 0,
+    seriesRejected: 0,
     firstMessageAt: 0,
     lastBatchDoneAt: 0,
   };
@@ -174,6 +186,11 @@ export class Engine {
   private apiSubs: Subscription[] = [];
   private statusTimer: NodeJS.Timeout | null = null;
   readonly liveCounters = { resultsPublished: 0, apiRequests: 0, evicted: 0 };
+  /** Distinct keys per metric and window (limits.maxSeriesPerWindow), judged in stream order. */
+  readonly series: SeriesBudget;
+  /** Dead-letter and late publishes in flight, and those waiting for a slot (bounded: a flood of bad events cannot pile up requests). */
+  private dlqActive = 0;
+  private dlqWaiting: (() => void)[] = [];
 
   constructor(
     readonly config: WeirConfig,
@@ -188,6 +205,7 @@ export class Engine {
     };
     this.limits = { ...config.limits, maxFutureMs: config.pipeline.maxFuture };
     this.maxWindowMs = Math.max(...config.pipeline.windows.map((w) => w.size));
+    this.series = new SeriesBudget(config.limits.maxSeriesPerWindow);
   }
 
   get natsConnection(): NatsConnection {
@@ -564,6 +582,8 @@ export class Engine {
   /** Room to hand the workers another batch: none is swamped, and QuestDB holds back fewer rows than the bound. */
   private hasRoom(): boolean {
     for (const slot of this.workers) if (slot.inflight >= MAX_INFLIGHT_BATCHES) return false;
+    // Dead letters waiting for a publish slot: take no more messages until they are out.
+    if (this.dlqWaiting.length > 0) return false;
     return this.pendingRows() < this.config.sink.maxPendingRows;
   }
 
@@ -644,17 +664,23 @@ export class Engine {
     const lateness = cfg.pipeline.allowedLateness;
     let maxTs = -Infinity;
     let maxFinal = -Infinity;
+    let seriesFinal = Infinity;
     const publishes: Promise<unknown>[] = [];
     let current: JsMsg = msgs[0];
     let index = 0;
     const sink: DecodeSink = {
-      accept: (metric, key, ts, value) => {
+      accept: (metric, key, ts, value, tags) => {
         const i = index++;
         this.counters.eventsAccepted++;
         let final = -Infinity;
+        // The decision window of the cardinality bound: the event's window that is final last.
+        let decision = windows[0];
         for (const w of windows) {
           const f = tumblingStart(ts, w.size) + w.size + lateness;
-          if (f > final) final = f;
+          if (f > final) {
+            final = f;
+            decision = w;
+          }
         }
         if (final <= wmBefore) {
           this.counters.lateDropped++;
@@ -665,6 +691,17 @@ export class Engine {
         if (final <= durable) {
           // Replayed, and every window of it is already complete in QuestDB with it.
           this.counters.replaySkipped += windows.length;
+          return;
+        }
+        const over = this.series.admit(metric, key, { name: decision.name, start: final - lateness - decision.size, final });
+        if (over !== null) {
+          // Its event time still counts for the watermark (above), as it does on a replay that skips it.
+          this.counters.eventsAccepted--;
+          this.counters.deadLettered++;
+          this.counters.seriesRejected++;
+          if (final < seriesFinal) seriesFinal = final;
+          const raw = JSON.stringify(tags === undefined ? { key, value, ts } : { key, value, ts, tags });
+          publishes.push(this.publishDeadLetter(current, i, `${over} at index ${i} (subject ${current.subject})`, raw));
           return;
         }
         if (final > maxFinal) maxFinal = final;
@@ -701,6 +738,7 @@ export class Engine {
     // maxTs stays -Infinity when no event of the batch was routed to a window.
     const wmAfter = maxTs > -Infinity ? this.watermark.observe(maxTs, now) : (this.watermark.touch(now), this.watermark.value);
     this.counters.watermark = wmAfter;
+    this.series.evict(wmAfter);
     const rec: PendingRecord = {
       id: this.nextRecordId++,
       lastSeq: this.counters.lastSeq,
@@ -711,6 +749,7 @@ export class Engine {
       workersPending: W,
       publishesPending: publishes.length,
       failed: false,
+      seriesFinal,
     };
     for (const p of publishes)
       p.then(
@@ -735,12 +774,18 @@ export class Engine {
 
   private publishDeadLetter(msg: JsMsg, index: number, reason: string, raw: string): Promise<unknown> {
     const metric = /^weir\.events\.([A-Za-z0-9_:-]+)$/.exec(msg.subject)?.[1] ?? '_invalid';
-    const h = headers();
-    h.set('Weir-Reason', headerSafe(reason));
-    h.set('Weir-Source-Subject', headerSafe(msg.subject));
-    h.set('Weir-Source-Seq', String(msg.seq));
-    if (index >= 0) h.set('Weir-Index', String(index));
-    return this.publishDurably(`weir.dlq.${metric}`, raw, { headers: h, msgID: `dlq:${msg.seq}:${index}${this.epochTag()}` });
+    const seq = msg.seq;
+    const subject = msg.subject;
+    // Headers are built once a publish slot is free: a waiting dead letter holds only its strings.
+    const h = () => {
+      const x = headers();
+      x.set('Weir-Reason', headerSafe(reason));
+      x.set('Weir-Source-Subject', headerSafe(subject));
+      x.set('Weir-Source-Seq', String(seq));
+      if (index >= 0) x.set('Weir-Index', String(index));
+      return x;
+    };
+    return this.publishDurably(`weir.dlq.${metric}`, raw, { headers: h, msgID: `dlq:${seq}:${index}${this.epochTag()}` });
   }
 
   /**
@@ -759,25 +804,42 @@ export class Engine {
    * Nats-Msg-Id makes a retry of a publish that was in fact stored a no-op. Gives up only when
    * the engine stops (the batch is then uncommitted and replayed on restart).
    */
-  private async publishDurably(subject: string, data: string, opts: { headers: ReturnType<typeof headers>; msgID: string }): Promise<unknown> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.js.publish(subject, data, opts);
-      } catch (err) {
-        if (this.stopping) throw err;
-        if (attempt % 20 === 0) this.log.warn({ subject, err: (err as Error).message, attempt }, 'dead-letter publish failed; retrying');
-        if (isNotFound(err) || /no responders/i.test((err as Error).message)) void this.checkStreams();
-        await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+  private async publishDurably(subject: string, data: string, opts: { headers: () => ReturnType<typeof headers>; msgID: string }): Promise<unknown> {
+    // At most MAX_DLQ_INFLIGHT publishes at a time; the others wait here, and while any waits
+    // the source takes no more messages (hasRoom): a flood of bad events is paced, not piled up.
+    if (this.dlqActive >= MAX_DLQ_INFLIGHT) await new Promise<void>((r) => this.dlqWaiting.push(r));
+    else this.dlqActive++;
+    try {
+      const pubOpts = { headers: opts.headers(), msgID: opts.msgID };
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.js.publish(subject, data, pubOpts);
+        } catch (err) {
+          if (this.stopping) throw err;
+          if (attempt % 20 === 0) this.log.warn({ subject, err: (err as Error).message, attempt }, 'dead-letter publish failed; retrying');
+          if (isNotFound(err) || /no responders/i.test((err as Error).message)) void this.checkStreams();
+          await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+        }
       }
+    } finally {
+      // Hand the slot to the next waiting publish, if any.
+      const next = this.dlqWaiting.shift();
+      if (next) next();
+      else this.dlqActive--;
+      if (this.dlqWaiting.length === 0) this.wakeRoomWaiters();
     }
   }
 
   private publishLate(metric: string, msg: JsMsg, index: number, event: { key: string; value: number; ts: number }, wm: number): Promise<unknown> {
-    const h = headers();
-    h.set('Weir-Reason', `event time ${new Date(event.ts).toISOString()} is past allowed lateness (watermark ${new Date(wm).toISOString()})`);
-    h.set('Weir-Source-Seq', String(msg.seq));
-    h.set('Weir-Index', String(index));
-    return this.publishDurably(`weir.late.${metric}`, JSON.stringify(event), { headers: h, msgID: `late:${msg.seq}:${index}${this.epochTag()}` });
+    const seq = msg.seq;
+    const h = () => {
+      const x = headers();
+      x.set('Weir-Reason', `event time ${new Date(event.ts).toISOString()} is past allowed lateness (watermark ${new Date(wm).toISOString()})`);
+      x.set('Weir-Source-Seq', String(seq));
+      x.set('Weir-Index', String(index));
+      return x;
+    };
+    return this.publishDurably(`weir.late.${metric}`, JSON.stringify(event), { headers: h, msgID: `late:${seq}:${index}${this.epochTag()}` });
   }
 
   /** Advances the watermark with processing time once the stream is drained and quiet. */
@@ -789,6 +851,7 @@ export class Engine {
     if (!this.watermark.idleAdvance(now)) return;
     const wm = this.watermark.value;
     this.counters.watermark = wm;
+    this.series.evict(wm);
     const tail = this.queue[this.queue.length - 1];
     if (tail) tail.wmNext = wm;
     for (const slot of this.workers) slot.worker.postMessage({ t: 'advance', wm } satisfies MainToWorker);
@@ -813,6 +876,10 @@ export class Engine {
         const stream = this.streamId;
         // Every window final at `flushed` is complete in QuestDB (later events for it are late).
         const durable = Math.max(this.durable, flushed);
+        // A replay skips the events of windows final at `durable`, so the dead letters of events
+        // the cardinality bound refused in such a window must be stored before the checkpoint
+        // says so (they are not refused again): wait for them (a publish takes milliseconds).
+        for (const r of this.queue) if (r.publishesPending > 0 && r.seriesFinal <= durable) return;
         if (k > 0) {
           const last = this.queue[k - 1];
           const seq = last.lastSeq;

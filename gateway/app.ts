@@ -65,6 +65,20 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
   app.decorateRequest('principal', undefined);
   // JSON only: any other body type is a 415 that names the content type, never a guess.
   app.removeContentTypeParser('text/plain');
+  // JSON in UTF-8 only: Fastify's own parser reads invalid UTF-8 as U+FFFD and so stores an event
+  // other than the one sent; the engine's decoder refuses such a message over NATS, so does this.
+  const json = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      return done(new ApiError(400, 'bad_request', 'body', 'the body is not valid UTF-8'), undefined);
+    }
+    return json(req, text, done);
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string; code?: string }, _req, reply) => {
     if (err instanceof ApiError) {
@@ -74,13 +88,18 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     if (err.validation) {
       const v = (err.validation as { instancePath?: string; params?: { missingProperty?: string; additionalProperty?: string } }[])[0];
       const path = v?.instancePath?.replace(/^\//, '').replace(/\//g, '.') ?? '';
-      const param = v?.params?.missingProperty ?? v?.params?.additionalProperty ?? path;
-      return reply.code(400).send({ error: 'bad_request', param, message: err.message });
+      const ctx = err.validationContext;
+      // A body error names "body" (and the path inside it); querystring and header errors the parameter.
+      const param = ctx === 'body' ? (path ? `body.${path}` : 'body') : (v?.params?.missingProperty ?? v?.params?.additionalProperty ?? path);
+      // ajv says "must NOT have additional properties" without the name: say which.
+      const message = v?.params?.additionalProperty !== undefined ? `unknown parameter ${JSON.stringify(param.slice(0, 64))} (${ctx ?? 'request'})` : err.message;
+      return reply.code(400).send({ error: 'bad_request', param, message });
     }
     const code = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (code === 500) app.log.error({ err }, 'request failed');
     // Body parser errors (bad JSON, wrong content type, too large) carry fastify's clear message.
-    return reply.code(code).send({ error: code === 500 ? 'internal' : 'bad_request', param: code === 415 ? 'content-type' : code === 413 ? 'body' : '', message: code === 500 ? 'internal error' : err.message });
+    const param = code === 415 ? 'content-type' : code === 413 || err.code?.startsWith('FST_ERR_CTP_') ? 'body' : '';
+    return reply.code(code).send({ error: code === 500 ? 'internal' : 'bad_request', param, message: code === 500 ? 'internal error' : err.message });
   });
 
   // The auth gate: token -> scope -> rate limit, before anything else runs.

@@ -19,9 +19,17 @@ export function parseTime(v: string | number | undefined, name: string): number 
   if (v === undefined || v === '') return undefined;
   if (typeof v === 'number' || /^-?\d+$/.test(v)) {
     const n = Number(v);
-    return Number.isSafeInteger(n) ? n : new Error(`${name} must be ms since the epoch or ISO-8601, got "${v}"`);
+    // Beyond ±8.64e15 ms a time is no Date: node-postgres would send QuestDB "NaN-NaN-NaN".
+    if (!Number.isSafeInteger(n) || Math.abs(n) > MAX_TIME_MS) return new Error(`${name} must be ms since the epoch within ±${MAX_TIME_MS} (years -271821 to 275760) or ISO-8601, got "${String(v).slice(0, 40)}"`);
+    return n;
   }
-  if (!/^\d{4}-\d{2}-\d{2}/.test(v)) return new Error(`${name} must be ms since the epoch or ISO-8601, got "${v}"`);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v)) return new Error(`${name} must be ms since the epoch or ISO-8601, got ${JSON.stringify(v.slice(0, 40))}`);
   const t = Date.parse(v);
-  return Number.isFinite(t) ? t : new Error(`${name} is not a valid ISO-8601 time: "${v}"`);
+  // Date.parse takes 2026-02-30 for 2026-03-02: a day that does not exist is refused.
+  const [y, m, d] = [Number(v.slice(0, 4)), Number(v.slice(5, 7)), Number(v.slice(8, 10))];
+  const dayOk = m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(y, m, 0)).getUTCDate();
+  return Number.isFinite(t) && dayOk ? t : new Error(`${name} is not a valid ISO-8601 time: ${JSON.stringify(v.slice(0, 40))}`);
 }
+
+/** The Date range (ECMAScript: ±10^8 days around the epoch). */
+const MAX_TIME_MS = 8.64e15;

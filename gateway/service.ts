@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { WeirConfig } from '../engine/config.js';
 import { decodeMessage, METRIC_RE, type DecodeLimits } from '../engine/decode.js';
 import { pipelineTable } from '../engine/pipeline/sink.js';
-import { apiSubject, keyFromToken, RESULT_FIELDS, resultFilterSubject, statusSubject, type EngineStatus, type LiveResult } from '../engine/subjects.js';
+import { apiSubject, keyFromToken, LONE_SURROGATE, RESULT_FIELDS, resultFilterSubject, statusSubject, type EngineStatus, type LiveResult } from '../engine/subjects.js';
 import type { TopAnswer } from '../engine/live-view.js';
 import { SketchAccumulator, type DDSketch } from '../operators/aggregates/ddsketch.js';
 import { clampedQuantiles } from '../operators/aggregates/summary.js';
@@ -175,7 +175,14 @@ function intParam(q: Q, name: string, dflt: number, min: number, max: number): n
 
 const metricParam = (q: Q, required = true) =>
   strParam(q, 'metric', { required, re: METRIC_RE, max: 256, what: 'letters, digits, "_", "-" or ":"' });
-const keyParam = (q: Q, required = true) => strParam(q, 'key', { required, max: 256 });
+/** A key as events give it: no control characters, no lone surrogates (no series has one; QuestDB is never asked). */
+const keyParam = (q: Q, required = true) => {
+  const key = strParam(q, 'key', { required, max: 256 });
+  if (key !== undefined && (KEY_CONTROL_RE.test(key) || LONE_SURROGATE.test(key)))
+    throw new BadRequest('key', `key ${JSON.stringify(key.slice(0, 64))} contains a control character or a lone UTF-16 surrogate; no event key can (see the event contract)`);
+  return key;
+};
+const KEY_CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Parses "0.5,0.99" (or a number array) into quantiles in [0, 1]. */
 export function parseQuantiles(v: unknown, max: number): number[] {
@@ -191,6 +198,15 @@ export function parseQuantiles(v: unknown, max: number): number[] {
 }
 
 const DECIMAL_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+function stringifies(v: unknown): boolean {
+  try {
+    JSON.stringify(v);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * History answers keyed by the query. An answer whose whole range is final (every window in it
@@ -727,7 +743,22 @@ export class WeirService {
       // Cut into messages of at most maxEventsPerMessage events and maxPayloadBytes bytes, so a
       // valid event is never refused for the size of a message publish itself chose. An event
       // too large on its own goes alone, and the decoder names it.
-      const texts = g.events.map((e) => JSON.stringify(e) ?? 'null');
+      const texts = g.events.map((e, j) => {
+        // JSON.parse reads 1e400 as Infinity, which JSON.stringify would write as null: say what was sent.
+        for (const f of ['value', 'ts'])
+          if (e && typeof e === 'object' && typeof (e as Q)[f] === 'number' && !Number.isFinite((e as Q)[f])) {
+            const where = `events[${g.idx[j]}]`;
+            throw new BadRequest(where, `${where}: event.${f} must be a finite number, got ${(e as Q)[f]} (a number beyond the double range)`);
+          }
+        try {
+          return JSON.stringify(e) ?? 'null';
+        } catch {
+          // JSON.parse reads any depth; JSON.stringify overflows the stack past ~10^4 levels.
+          const where = `events[${g.idx[j]}]`;
+          const field = e && typeof e === 'object' ? Object.keys(e).find((k) => !stringifies((e as Q)[k])) : undefined;
+          throw new BadRequest(where, `${where}: event${field !== undefined ? `.${field.slice(0, 40)}` : ''} is nested too deeply (JSON of many thousand levels)`);
+        }
+      });
       const cuts: [number, number][] = [];
       for (let a = 0; a < texts.length; ) {
         let bytes = 2 + Buffer.byteLength(texts[a]);

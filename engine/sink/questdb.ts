@@ -63,19 +63,42 @@ export function ilpConfig(httpBase: string): string {
 }
 
 /**
- * Buffers window rows and writes them in one ILP/HTTP request (one QuestDB transaction) per
- * flush. Rows stay in Weir's own list until QuestDB acknowledges them, so a failed flush is
- * retried whole; rows are idempotent upserts, so a retry can never duplicate.
+ * One ILP request (one QuestDB transaction) carries at most about this many bytes or rows. The
+ * client refuses to grow its buffer past max_buf_size (100 MiB): a flush of every row at once
+ * failed, and was retried whole, forever, once a burst of distinct keys fired a few hundred
+ * thousand windows together (docs/faults.md, "Bad input").
+ */
+export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+export const MAX_REQUEST_ROWS = 20_000;
+
+/** A generous estimate of a row's ILP size (UTF-8 of the strings, the numbers, the names). */
+function rowBytes(r: WindowRow): number {
+  return 256 + r.table.length + 3 * (r.metric.length + r.key.length) + r.sketch.length;
+}
+
+/** What the writer needs of a Sender. */
+export type FlushSender = RowSender & Pick<Sender, 'at' | 'flush' | 'reset' | 'close'>;
+
+/**
+ * Buffers window rows and writes them to QuestDB on flush, in ILP/HTTP requests of at most
+ * MAX_REQUEST_BYTES / MAX_REQUEST_ROWS. Rows stay in Weir's own list until QuestDB acknowledges
+ * them, so what a failed flush did not get through is retried; rows are idempotent upserts, so a
+ * retry can never duplicate.
  */
 export class WindowRowWriter {
   /** Keyed by the window's identity, so a correction replaces the row it corrects before it is sent. */
   private rows = new Map<string, WindowRow>();
   /** Rows of the flush in progress: still unacknowledged by QuestDB, so still counted as pending. */
   private inFlight = 0;
-  private constructor(private readonly sender: Sender) {}
+  private constructor(private readonly sender: FlushSender) {}
 
   static async open(httpBase: string): Promise<WindowRowWriter> {
     return new WindowRowWriter(await Sender.fromConfig(ilpConfig(httpBase)));
+  }
+
+  /** A writer over any sender (tests). */
+  static over(sender: FlushSender): WindowRowWriter {
+    return new WindowRowWriter(sender);
   }
 
   add(row: WindowRow): void {
@@ -87,20 +110,38 @@ export class WindowRowWriter {
     return this.rows.size + this.inFlight;
   }
 
-  /** Writes every row added so far; on failure keeps them for the next attempt and rethrows. */
+  /**
+   * Writes every row added so far, a request at a time; resolves once QuestDB has acknowledged
+   * all of them. On failure the rows of the requests not acknowledged are kept for the next
+   * attempt, and the error is rethrown.
+   */
   async flush(): Promise<number> {
     if (this.rows.size === 0) return 0;
     const batch = this.rows;
     this.rows = new Map();
     this.inFlight = batch.size;
+    let request: string[] = [];
+    let bytes = 0;
+    let written = 0;
     try {
-      for (const r of batch.values()) {
+      for (const [id, r] of batch) {
         writeWindowRow(this.sender, r);
         await this.sender.at(r.ts, 'ms');
+        request.push(id);
+        bytes += rowBytes(r);
+        if (bytes >= MAX_REQUEST_BYTES || request.length >= MAX_REQUEST_ROWS) {
+          await this.sender.flush();
+          // Acknowledged: these rows are done (deleting entries already visited is safe mid-iteration).
+          for (const x of request) batch.delete(x);
+          written += request.length;
+          this.inFlight = batch.size;
+          request = [];
+          bytes = 0;
+        }
       }
       await this.sender.flush();
       this.inFlight = 0;
-      return batch.size;
+      return written + request.length;
     } catch (err) {
       this.inFlight = 0;
       this.sender.reset();

@@ -59,6 +59,8 @@ function registerEngineMetrics(registry: client.Registry, engine: import('../../
   counter('weir_messages_total', 'NATS messages consumed from the event stream', () => c.messages);
   counter('weir_events_accepted_total', 'Events that passed validation', () => c.eventsAccepted);
   counter('weir_events_dead_lettered_total', 'Events or messages sent to weir.dlq.<metric>', () => c.deadLettered);
+  counter('weir_events_cardinality_rejected_total', 'Events dead-lettered because their metric had limits.maxSeriesPerWindow series open in their window (in weir_events_dead_lettered_total too)', () => c.seriesRejected);
+  gauge('weir_open_series', 'Distinct (metric, key) series open in the windows the cardinality bound watches', () => engine.series.size);
   counter('weir_events_late_total', 'Accepted events too late for every window (weir.late.<metric>)', () => c.lateDropped);
   counter('weir_window_assignments_total', '(event, window) pairs aggregated', () => c.assigned);
   counter('weir_rows_written_total', 'Window rows written to QuestDB', () => c.rowsWritten);
