@@ -267,6 +267,7 @@ const TINY_BAND = 2 ** -300;
 
 /** v · 2^e in two steps, so that 2^e itself need not be a double (|e| up to 2400). */
 function times2(v: number, e: number): number {
+  if (v === 0) return v; // not 0 · Infinity
   const h = Math.trunc(e / 2);
   return v * 2 ** h * 2 ** (e - h);
 }
@@ -286,7 +287,8 @@ function squareError(y: number, hi: number): number {
  * Adding and removing a value are exact, so the state is a function of the current values alone:
  * no drift, whatever the order values came and went in. For ordinary values (all magnitudes in
  * [2^-300, 2^300)) mean and variance are computed as before, sum / n and Σx² / n − mean², from the
- * exact sums; otherwise the same formula is evaluated at a power-of-two scale where it fits.
+ * exact sums; otherwise the same formula is evaluated at the scale 2^±600 of the largest band
+ * present, and values are normalised at that scale (so a stddev of 1e-320 does not round to 0).
  */
 class ZScore implements Normaliser {
   readonly running = true;
@@ -295,9 +297,11 @@ class ZScore implements Normaliser {
   /** Σ of squares per band: [tiny × 2^1200, ordinary, huge × 2^-1200], and how many values each holds. */
   private readonly squares: ExactSum[] = [emptySum(), emptySum(), emptySum()];
   private readonly inBand = [0, 0, 0];
+  /** Mean and stddev of the values times 2^-scale (scale 0 for ordinary values, ±600 otherwise: see derive). */
   private mean = 0;
   /** 0 when there is nothing to compare with. */
   private std = 0;
+  private scale = 0;
   constructor(private readonly clip: number) {}
 
   private account(x: number, sign: 1 | -1): void {
@@ -317,16 +321,18 @@ class ZScore implements Normaliser {
   update(before: number | undefined, after: number | undefined): boolean {
     if (before !== undefined) this.account(before, -1);
     if (after !== undefined) this.account(after, 1);
-    const { mean, std } = this;
+    const { mean, std, scale } = this;
     this.derive();
     if (std === 0 && this.std === 0) return false;
-    return mean !== this.mean || std !== this.std;
+    return mean !== this.mean || std !== this.std || scale !== this.scale;
   }
   normalise(x: number): number {
     if (this.std === 0) return 0.5;
-    let z = (x - this.mean) / this.std;
-    // x - mean past the double range: the halves give the same ratio.
-    if (!Number.isFinite(z)) z = (x / 2 - this.mean / 2) / (this.std / 2);
+    // At the population's scale (x itself for ordinary values), so a tiny stddev does not underflow.
+    const y = this.scale === 0 ? x : times2(x, -this.scale);
+    let z = (y - this.mean) / this.std;
+    // y - mean past the double range: the halves give the same ratio (a y past it is off the scale: 0 or 1).
+    if (!Number.isFinite(z) && Number.isFinite(y)) z = (y / 2 - this.mean / 2) / (this.std / 2);
     return clamp01(z / (2 * this.clip) + 0.5);
   }
   clear(): void {
@@ -339,10 +345,12 @@ class ZScore implements Normaliser {
     this.inBand.fill(0);
     this.mean = 0;
     this.std = 0;
+    this.scale = 0;
   }
   /** Mean and stddev from n and the sums. */
   private derive(): void {
     const n = this.n;
+    this.scale = 0;
     if (n <= 0) {
       this.mean = 0;
       this.std = 0;
@@ -360,8 +368,9 @@ class ZScore implements Normaliser {
     const q = times2(sumValue(tiny), -1200 - 2 * s) + times2(sumValue(ordinary), -2 * s) + times2(sumValue(huge), 1200 - 2 * s);
     const mean = sumValueScaled(this.sum, -s) / n;
     const variance = q / n - mean * mean;
-    this.mean = mean * 2 ** s;
-    this.std = variance > 0 ? Math.sqrt(variance) * 2 ** s : 0;
+    this.mean = mean;
+    this.std = variance > 0 ? Math.sqrt(variance) : 0;
+    this.scale = s;
   }
   /**
    * The sums are exact, so the current values alone determine them: the snapshot only says so, and

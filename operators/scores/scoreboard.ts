@@ -531,6 +531,7 @@ interface Wide {
 
 /** v · 2^e in two steps, so that 2^e itself need not be a double. */
 function times2(v: number, e: number): number {
+  if (v === 0) return v; // not 0 · Infinity
   const h = Math.trunc(e / 2);
   return v * 2 ** h * 2 ** (e - h);
 }
