@@ -27,8 +27,8 @@ function wire(m: object): Obj {
 }
 
 const FIGURES = ['count', 'rate', 'sum', 'min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p95', 'p99', 'p999'];
-/** What a client reads for the typed figures when nothing was set (proto3 defaults; stddev is optional). */
-const UNSET_FIGURES = Object.fromEntries(FIGURES.map((f) => [f, f === 'stddev' ? undefined : 0]));
+/** What a client reads for the typed figures when nothing was set (proto3 defaults; stddev and sum are optional). */
+const UNSET_FIGURES = Object.fromEntries(FIGURES.map((f) => [f, f === 'stddev' || f === 'sum' ? undefined : 0]));
 
 const ID = { pipeline: 'films', metric: 'films', key: 'tt0111161', window: '1d', start: 1_767_225_600_000, end: 1_767_312_000_000, final: true, revision: 3, emittedAt: 1_767_312_000_123 };
 const declared = (fields: Record<string, number | null>, extra: Obj = {}) => ({ ...ID, ...fields, ...extra }) as unknown as LiveResult;
@@ -53,6 +53,7 @@ describe('liveResultMsg: a declared pipeline', () => {
       fields: { n: 12, total: 3.25, trend_pct: -0.125, trend_dir: -1, popularity: 1e-300 },
       ...UNSET_FIGURES,
       _stddev: undefined,
+      _sum: undefined,
     });
   });
 
@@ -90,7 +91,8 @@ describe('liveResultMsg: a declared pipeline', () => {
       fc.property(
         fc.dictionary(name, value, { maxKeys: 20 }).filter((d) => !['start', 'end', 'revision'].some((k) => k in d)),
         fc.boolean(),
-        fc.integer({ min: -1, max: 2 ** 31 - 1 }),
+        // int64: past 2^31 too (an int32 wrapped 2^31 to -2^31 and 2^32 + 5 to 5)
+        fc.oneof(fc.integer({ min: -1, max: 2 ** 31 - 1 }), fc.constantFrom(2 ** 31, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER)),
         (fields, final, revision) => {
           const r = declared(fields, { final, revision });
           const got = wire(liveResultMsg(r, 'default'));
@@ -116,7 +118,14 @@ describe('liveResultMsg: the default pipeline', () => {
   it('keeps the typed figures, `fields` empty, not superseded; a null stddev is unset', () => {
     const got = wire(liveResultMsg(r, 'default'));
     const { emittedAt, stddev, ...rest } = r; // eslint-disable-line @typescript-eslint/no-unused-vars
-    expect(got).toEqual({ ...rest, emitted_at: emittedAt, stddev: undefined, _stddev: undefined, superseded: false, fields: {} });
+    expect(got).toEqual({ ...rest, emitted_at: emittedAt, stddev: undefined, _stddev: undefined, _sum: 'sum', superseded: false, fields: {} });
     expect(wire(liveResultMsg({ ...r, stddev: 0.5 }, 'default'))).toMatchObject({ stddev: 0.5, _stddev: 'stddev', fields: {} });
+  });
+
+  it('a sum past ±1.8e308 (null) is unset, not 0; a sum of 0 is set; a revision past 2^31 arrives whole', () => {
+    const none = wire(liveResultMsg({ ...r, sum: null }, 'default'));
+    expect([none.sum, none._sum, none.mean]).toEqual([undefined, undefined, r.mean]);
+    expect(wire(liveResultMsg({ ...r, sum: 0 }, 'default'))).toMatchObject({ sum: 0, _sum: 'sum' });
+    for (const revision of [2 ** 31, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) expect(wire(liveResultMsg({ ...r, revision }, 'default')).revision).toBe(revision);
   });
 });

@@ -31,7 +31,8 @@ export interface SeriesPoint {
   count: number;
   /** count per second of window length, as in live results. */
   rate: number;
-  sum: number;
+  /** null when the window's sum is beyond the double range (±1.8e308). */
+  sum: number | null;
   min: number;
   max: number;
   mean: number;

@@ -156,9 +156,9 @@ describe('gRPC gateway on the real stack', () => {
   const point = (p: Obj) => ({ ts: p.ts, rate: p.rate, ...Object.fromEntries(FIGURES.map((f) => [f, p[f] ?? null])) });
   // superseded and fields are a declared pipeline's (test/gateway-pipelines.test.ts): false and empty here.
   const live = (r: Obj) => {
-    const { emitted_at, _stddev, stddev, superseded, fields, ...rest } = r; // eslint-disable-line @typescript-eslint/no-unused-vars
+    const { emitted_at, _stddev, stddev, _sum, sum, superseded, fields, ...rest } = r; // eslint-disable-line @typescript-eslint/no-unused-vars
     expect({ superseded, fields }).toEqual({ superseded: false, fields: {} });
-    return { ...rest, stddev: stddev ?? null, emittedAt: emitted_at };
+    return { ...rest, sum: sum ?? null, stddev: stddev ?? null, emittedAt: emitted_at };
   };
 
   beforeAll(async () => {

@@ -9,7 +9,7 @@
  * restart) never duplicates it.
  */
 import { Sender } from '@questdb/nodejs-client';
-import { ilpConfig, questdbExec } from '../sink/questdb.js';
+import { ilpConfig, questdbExec, type RowSender } from '../sink/questdb.js';
 
 export interface ResultRow {
   key: string;
@@ -43,6 +43,45 @@ export interface AlertEvent {
 }
 
 const IDENT = /^[a-z_][a-z0-9_]*$/;
+
+
+/**
+ * Appends one result row of a pipeline (the caller ends it with `at(row.start)`). A field that is
+ * null or not finite is left out, which QuestDB stores as null: floatColumn(null) would throw and
+ * fail the flush for every other row of it, and ±Infinity would poison sum()/avg() over the column
+ * (questdb/questdb#5926). `revision` is a LONG: any whole number up to 2^53.
+ */
+export function writeResultRow(sender: RowSender, table: string, columns: readonly string[], r: ResultRow): void {
+  sender
+    .table(table)
+    .symbol('key', r.key)
+    .symbol('window', r.window)
+    .timestampColumn('window_end', r.end, 'ms')
+    .booleanColumn('final', r.final)
+    .booleanColumn('superseded', r.superseded === true)
+    .intColumn('revision', r.revision)
+    .timestampColumn('emitted_at', r.emittedAt, 'ms');
+  for (const c of columns) {
+    const v = r.fields[c];
+    if (v !== null && v !== undefined && Number.isFinite(v)) sender.floatColumn(c, v);
+  }
+}
+
+/** Appends one alert transition (the caller ends it with `at(a.at)`); value and threshold are finite (AlertMachine observes finite values only, rules have finite thresholds). */
+export function writeAlertRow(sender: RowSender, a: AlertEvent): void {
+  sender
+    .table(ALERTS_TABLE)
+    .symbol('pipeline', a.pipeline)
+    .symbol('window', a.window)
+    .symbol('rule', a.rule)
+    .symbol('key', a.key)
+    .symbol('state', a.state)
+    .symbol('severity', a.severity)
+    .symbol('field', a.field)
+    .floatColumn('value', a.value)
+    .floatColumn('threshold', a.threshold)
+    .timestampColumn('since', a.since, 'ms');
+}
 
 export const pipelineTable = (pipeline: string) => `weir_p_${pipeline}`;
 export const ALERTS_TABLE = 'weir_alerts';
@@ -111,34 +150,11 @@ export class PipelineWriter {
     this.alerts = [];
     try {
       for (const r of rows.values()) {
-        this.sender
-          .table(this.table)
-          .symbol('key', r.key)
-          .symbol('window', r.window)
-          .timestampColumn('window_end', r.end, 'ms')
-          .booleanColumn('final', r.final)
-          .booleanColumn('superseded', r.superseded === true)
-          .intColumn('revision', r.revision)
-          .timestampColumn('emitted_at', r.emittedAt, 'ms');
-        for (const c of this.columns) {
-          const v = r.fields[c];
-          if (v !== null && v !== undefined && Number.isFinite(v)) this.sender.floatColumn(c, v);
-        }
+        writeResultRow(this.sender, this.table, this.columns, r);
         await this.sender.at(r.start, 'ms');
       }
       for (const a of alerts) {
-        this.sender
-          .table(ALERTS_TABLE)
-          .symbol('pipeline', a.pipeline)
-          .symbol('window', a.window)
-          .symbol('rule', a.rule)
-          .symbol('key', a.key)
-          .symbol('state', a.state)
-          .symbol('severity', a.severity)
-          .symbol('field', a.field)
-          .floatColumn('value', a.value)
-          .floatColumn('threshold', a.threshold)
-          .timestampColumn('since', a.since, 'ms');
+        writeAlertRow(this.sender, a);
         await this.sender.at(a.at, 'ms');
       }
       await this.sender.flush();

@@ -12,8 +12,16 @@ export interface WindowRow extends SummaryResult {
 
 const DOUBLE_COLS = ['sum', 'min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p95', 'p99', 'p999'] as const;
 
-/** What writeWindowRow needs of a Sender (the real one, or a recorder in tests). */
-export type RowSender = Pick<Sender, 'table' | 'symbol' | 'intColumn' | 'floatColumn' | 'stringColumn'>;
+/** What the row writers need of a Sender: the Sender itself, or a SenderBuffer (tests read what it holds). */
+export interface RowSender {
+  table(name: string): RowSender;
+  symbol(name: string, value: unknown): RowSender;
+  stringColumn(name: string, value: string): RowSender;
+  booleanColumn(name: string, value: boolean): RowSender;
+  floatColumn(name: string, value: number): RowSender;
+  intColumn(name: string, value: number): RowSender;
+  timestampColumn(name: string, value: number | bigint, unit?: 'ns' | 'us' | 'ms'): RowSender;
+}
 
 /**
  * Appends one window row (without its timestamp: the caller ends it with `at`). A figure that is

@@ -24,7 +24,8 @@ export const pointSchema = {
     ts: { type: 'integer', description: 'window start, ms since epoch' },
     count: { type: 'integer' },
     rate: { type: 'number', description: 'count per second of window length' },
-    sum: num,
+    // null when the window's sum is past ±1.8e308 (typed number, the serializer would write 0)
+    sum: { type: ['number', 'null'], description: 'null when the sum is beyond the double range (±1.8e308)' },
     min: num,
     max: num,
     mean: num,
@@ -48,7 +49,7 @@ const figure = (description?: string) => ({ type: ['number', 'null'], ...(descri
 export const liveResultSchema = {
   type: 'object',
   description:
-    "default pipeline: the figures count ... p999 (count an integer, only stddev null); a declared pipeline (see docs/pipelines.md): its own fields, " +
+    "default pipeline: the figures count ... p999 (count an integer; stddev null below two events, sum null past ±1.8e308); a declared pipeline (see docs/pipelines.md): its own fields, " +
     'numbers or null, any of which may share a name with a default figure',
   // A declared pipeline's results carry its own fields.
   additionalProperties: { type: ['number', 'null'] },

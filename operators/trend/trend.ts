@@ -13,7 +13,7 @@ export function pctChange(value: number, previous: number): number | null {
   if (previous === 0) return null;
   let pct = (value - previous) / Math.abs(previous);
   if (!Number.isFinite(pct)) pct = (value / 2 - previous / 2) / (Math.abs(previous) / 2);
-  return Number.isFinite(pct) ? pct : null;
+  return Number.isFinite(pct) ? pct + 0 : null;
 }
 
 /**
@@ -248,7 +248,7 @@ export class TrendTracker {
     const previous = w.length > 2 && w[0] === start - this.period ? w[1] : null;
     if (previous === null) return { key, start, value, previous, change: null, pct: null, direction: null };
     const diff = value - previous;
-    const change = Number.isFinite(diff) ? diff : null;
+    const change = Number.isFinite(diff) ? diff + 0 : null; // -0 (from -0 - 0) as 0
     const pct = pctChange(value, previous);
     const dir = changeDirection(value, previous, pct, this.threshold);
     const direction: Direction = dir === 0 ? 'flat' : dir > 0 ? 'rising' : 'falling';
