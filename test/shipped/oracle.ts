@@ -165,7 +165,48 @@ function matcher(side: unknown): (e: Ev) => boolean {
   };
 }
 
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+/**
+ * The exact sum of doubles, rounded once (Shewchuk's partials, as Python's math.fsum): the engine's
+ * sums are exact (docs/operators-aggregates.md), so a naive running sum would put a mean like 3.5
+ * at 3.4999999999999996 and decide an alert threshold the other way.
+ */
+export function fsum(xs: readonly number[]): number {
+  // partials of values near the double range overflow: such sums are out of this oracle's scope
+  if (xs.some((x) => !(Math.abs(x) < 1e300))) return xs.reduce((a, b) => a + b, 0);
+  const partials: number[] = [];
+  for (let x of xs) {
+    let i = 0;
+    for (let y of partials) {
+      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x];
+      const hi = x + y;
+      const lo = y - (hi - x);
+      if (lo !== 0) partials[i++] = lo;
+      x = hi;
+    }
+    partials.length = i;
+    partials.push(x);
+  }
+  let n = partials.length;
+  if (n === 0) return 0;
+  let hi = partials[--n];
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    const y = partials[--n];
+    hi = x + y;
+    lo = y - (hi - x);
+    if (lo !== 0) break;
+  }
+  // round half to even across the remaining partials
+  if (n > 0 && ((lo < 0 && partials[n - 1] < 0) || (lo > 0 && partials[n - 1] > 0))) {
+    const y = lo * 2;
+    const x = hi + y;
+    if (y === x - hi) hi = x;
+  }
+  return hi;
+}
+
+const sum = fsum;
 
 /**
  * Every aggregate of the pipeline over `evs` (one window of one key), by brute force.
