@@ -14,7 +14,8 @@ import { deepStrictEqual } from 'node:assert/strict';
 import { PipelineRuntime, type KeyedSample, type PipelineResult } from './runtime.js';
 import { parsePipeline } from './spec.js';
 import type { AlertEvent } from './sink.js';
-import { extremeValue } from '../../operators/testing/exact.js';
+import { EXTREMES, extremeValue } from '../../operators/testing/exact.js';
+import { decodeMessage } from '../decode.js';
 
 const WINDOWS = [
   { type: 'tumbling', size: '10s' },
@@ -127,5 +128,23 @@ describe('a declared pipeline fed extreme values on one key', () => {
     // huge_mean fires on 1e308 and resolves on -1e308; deep_sum never sees a value: a sum past the
     // range is null, and null is "no value" to alerts (docs/operators-aggregates.md, Extreme values)
     expect(out.alerts.map((a) => `${a.rule} ${a.state}@${a.at} ${a.value}`)).toEqual(['huge_mean firing@10000 1e+308', 'huge_mean resolved@20000 -1e+308']);
+  });
+});
+
+describe('the decoder takes any finite value (the contract bounds nothing else)', () => {
+  it('±1.8e308, 5e-324, -0 and 2^53 ± 1 come through exactly; 1e309 (Infinity once parsed) is refused at its index, its neighbours kept', () => {
+    const texts = [...EXTREMES.map((v) => (Object.is(v, -0) ? '-0' : String(v))), '1e309', '-1e309', '1.7976931348623159e308'];
+    const body = `[${texts.map((t, i) => `{"key":"k${i}","value":${t},"ts":1700000000000}`).join(',')}]`;
+    const accepted: [string, number][] = [];
+    const rejected: [number, string][] = [];
+    const limits = { maxPayloadBytes: 1 << 20, maxEventsPerMessage: 10_000, maxKeyLength: 256, maxTags: 16, maxFutureMs: 3_600_000 };
+    decodeMessage('weir.events.lat', new TextEncoder().encode(body), () => 0, 1_700_000_000_000, limits, {
+      accept: (_m, key, _ts, value) => accepted.push([key, value]),
+      reject: (reason, index) => rejected.push([index, reason]),
+    });
+    expect(accepted).toEqual(EXTREMES.map((v, i) => [`k${i}`, v]));
+    const n = EXTREMES.length;
+    expect(rejected.map(([i]) => i)).toEqual([n, n + 1, n + 2]);
+    for (const [, reason] of rejected) expect(reason).toMatch(/^event\.value must be a finite number, got -?Infinity \(key k\d+\)/);
   });
 });
