@@ -9,7 +9,7 @@
  * windows, early partials, percentiles, three alerts) and films (global window, scores). Each round
  * publishes a fresh seeded workload of its own keys and its own stretch of event time (100 days of
  * tutor sessions, 3 minutes of bridge traffic, film updates), out of order and with late
- * corrections (test/pipeline-faults-kit.ts), while it kills the engine (-9) nine times: at a random
+ * corrections (test/pipeline-faults-kit.ts), while it kills the engine (-9) eight times: at a random
  * moment, right after a checkpoint, with a checkpoint blocked on its flush (QuestDB SIGSTOP) and on
  * its KV record (nats-server SIGSTOP), after a QuestDB outage, after a nats-server outage (stopped
  * and started on its data dir; every second round both are killed with SIGKILL instead), and

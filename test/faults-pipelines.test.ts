@@ -3,9 +3,9 @@
  * The shipped tutors (rolling 7/30/90 d, debounce, low_rating), bridge_ops (10 s windows, early
  * partials, percentiles, three alerts) and films (global window, scores) run in the engine while a
  * seeded workload, out of order and with late corrections (test/pipeline-faults-kit.ts), is
- * published and the engine is killed (-9) seven times: at a random moment, right after a
+ * published and the engine is killed (-9) six times: at a random moment, right after a
  * checkpoint, with a checkpoint blocked on its flush (QuestDB paused), with one blocked on its KV
- * record (nats-server paused), and three times while it catches up after a restart. Each
+ * record (nats-server paused), and twice while it catches up after a restart. Each
  * incarnation must have resumed from its checkpoint and read exactly the events after it; in the
  * end every row of weir_p_<pipeline> and of weir_alerts equals the brute-force oracle: none lost,
  * duplicated or different.
