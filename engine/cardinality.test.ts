@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { SeriesBudget, type DecisionWindow } from './cardinality.js';
+import { refusalReason, SeriesBudget, type DecisionWindow } from './cardinality.js';
 
 interface Ev {
   metric: string;
@@ -31,13 +31,14 @@ describe('SeriesBudget (limits.maxSeriesPerWindow)', () => {
       fc.property(fc.array(ev, { maxLength: 80 }), fc.integer({ min: 0, max: 4 }), (events, max) => {
         const b = new SeriesBudget(max);
         const got = events.map((e) => {
-          const r = b.admit(e.metric, e.key, e.w);
-          if (r !== null) {
+          const refused = b.admit(e.metric, e.key, e.w);
+          if (refused !== null) {
+            const r = refusalReason(refused, e.key);
             expect(r).toContain(`metric "${e.metric}" already has ${max} open series in window ${e.w.name} starting ${new Date(e.w.start).toISOString()}`);
             expect(r).toContain(`limits.maxSeriesPerWindow ${max}`);
             expect(r).toContain(`key ${JSON.stringify(e.key)}`);
           }
-          return r === null;
+          return refused === null;
         });
         expect(got).toEqual(model(events, max));
         expect(b.rejected).toBe(got.filter((x) => !x).length);
@@ -84,7 +85,8 @@ describe('SeriesBudget (limits.maxSeriesPerWindow)', () => {
         for (let i = c; i < events.length; i++) {
           const e = events[i];
           if (e.w.final <= D) continue;
-          expect(replay.admit(e.metric, e.key, e.w), `event ${i}`).toBe(decisions[i]);
+          const again = replay.admit(e.metric, e.key, e.w);
+          expect(again && refusalReason(again, e.key), `event ${i}`).toBe(decisions[i] && refusalReason(decisions[i]!, e.key));
         }
       }),
       { numRuns: 1000 },
@@ -98,7 +100,7 @@ describe('SeriesBudget (limits.maxSeriesPerWindow)', () => {
     const b = new SeriesBudget(2);
     expect(b.admit('m', 'a', w)).toBeNull();
     expect(b.admit('m', 'b', w)).toBeNull();
-    expect(b.admit('m', 'c', w)).toMatch(/^cardinality: metric "m" already has 2 open series in window 1m starting 1970-01-01T00:00:00.000Z \(limits.maxSeriesPerWindow 2\); key "c" would be a new one$/);
+    expect(refusalReason(b.admit('m', 'c', w)!, 'c')).toMatch(/^cardinality: metric "m" already has 2 open series in window 1m starting 1970-01-01T00:00:00.000Z \(limits.maxSeriesPerWindow 2\); key "c" would be a new one$/);
     expect(b.admit('m', 'a', w)).toBeNull();
     expect(b.admit('other', 'c', w)).toBeNull();
     expect(b.admit('m', 'c', { ...w, name: '10s' })).toBeNull();
@@ -107,6 +109,6 @@ describe('SeriesBudget (limits.maxSeriesPerWindow)', () => {
     b.evict(90_000);
     expect(b.size).toBe(1);
     expect(b.admit('m', 'x'.repeat(300), { name: '1m', start: 60_000, final: 150_000 })).toBeNull();
-    expect(b.admit('m', 'y'.repeat(300), { name: '1m', start: 60_000, final: 150_000 })).toMatch(/key "y{64}…" would be a new one$/);
+    expect(refusalReason(b.admit('m', 'y'.repeat(300), { name: '1m', start: 60_000, final: 150_000 })!, 'y'.repeat(300))).toMatch(/key "y{64}…" would be a new one$/);
   });
 });

@@ -16,7 +16,7 @@
  * checkpoint (every committed message's windows are final and flushed), so the replay rebuilds its
  * key set from the same events in the same order; an event whose decision window is final at
  * `durable` is skipped by the replay as a whole, and the engine commits no checkpoint whose
- * `durable` covers the decision window of a rejected event before that event's dead letter is
+ * `durable` covers the decision window of a refused event before that event's dead letter is
  * stored. Key sets of windows the watermark has made final are dropped: every later event of such
  * a window is late.
  */
@@ -29,9 +29,30 @@ export interface DecisionWindow {
   final: number;
 }
 
+/** Why events of a window were refused: one object per full window, shared by all its refusals (a burst refuses them by the hundred thousand). */
+export interface SeriesRefusal {
+  metric: string;
+  window: string;
+  start: number;
+  max: number;
+}
+
+/** The reason a refused event's dead letter carries. */
+export function refusalReason(r: SeriesRefusal, key: string): string {
+  return (
+    `cardinality: metric "${r.metric}" already has ${r.max} open series in window ${r.window} starting ${iso(r.start)} ` +
+    `(limits.maxSeriesPerWindow ${r.max}); key ${JSON.stringify(key.length > 64 ? key.slice(0, 64) + '…' : key)} would be a new one`
+  );
+}
+
+interface OpenWindow {
+  keys: Set<string>;
+  refusal: SeriesRefusal | null;
+}
+
 export class SeriesBudget {
   /** final -> (metric \u0001 window \u0001 start) -> keys admitted. Keyed by final so that dropping final windows walks the few open ones. */
-  private readonly open = new Map<number, Map<string, Set<string>>>();
+  private readonly open = new Map<number, Map<string, OpenWindow>>();
   private keys = 0;
   /** Events refused so far. */
   rejected = 0;
@@ -40,25 +61,23 @@ export class SeriesBudget {
   constructor(readonly max: number) {}
 
   /**
-   * Admits the event's key into its decision window, or returns why not: the window already
-   * holds `max` other keys of the metric. A key already open in the window is always admitted.
+   * Admits the event's key into its decision window (null), or returns why not: the window
+   * already holds `max` other keys of the metric. A key already open in the window is always
+   * admitted.
    */
-  admit(metric: string, key: string, w: DecisionWindow): string | null {
+  admit(metric: string, key: string, w: DecisionWindow): SeriesRefusal | null {
     if (this.max <= 0) return null;
     let byId = this.open.get(w.final);
     if (!byId) this.open.set(w.final, (byId = new Map()));
     const id = `${metric}\u0001${w.name}\u0001${w.start}`;
-    let set = byId.get(id);
-    if (!set) byId.set(id, (set = new Set()));
-    if (set.has(key)) return null;
-    if (set.size >= this.max) {
+    let ow = byId.get(id);
+    if (!ow) byId.set(id, (ow = { keys: new Set(), refusal: null }));
+    if (ow.keys.has(key)) return null;
+    if (ow.keys.size >= this.max) {
       this.rejected++;
-      return (
-        `cardinality: metric "${metric}" already has ${set.size} open series in window ${w.name} starting ${iso(w.start)} ` +
-        `(limits.maxSeriesPerWindow ${this.max}); key ${JSON.stringify(key.length > 64 ? key.slice(0, 64) + '…' : key)} would be a new one`
-      );
+      return (ow.refusal ??= { metric, window: w.name, start: w.start, max: this.max });
     }
-    set.add(key);
+    ow.keys.add(key);
     this.keys++;
     return null;
   }
@@ -67,7 +86,7 @@ export class SeriesBudget {
   evict(wm: number): void {
     for (const [final, byId] of this.open) {
       if (final > wm) continue;
-      for (const set of byId.values()) this.keys -= set.size;
+      for (const ow of byId.values()) this.keys -= ow.keys.size;
       this.open.delete(final);
     }
   }

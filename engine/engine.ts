@@ -20,7 +20,7 @@ import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { partitionOf } from './partition.js';
 import { streamSeqOf } from './ackinfo.js';
 import { LiveView } from './live-view.js';
-import { SeriesBudget } from './cardinality.js';
+import { refusalReason, SeriesBudget, type SeriesRefusal } from './cardinality.js';
 import { allReachable, untilReachable, type StartupOptions } from './startup.js';
 import { serveLiveApi } from './live-api.js';
 import { RESULT_FIELDS, statusSubject, type EngineStatus, type LiveResult } from './subjects.js';
@@ -107,8 +107,40 @@ interface WorkerSlot {
  */
 export const MAX_INFLIGHT_BATCHES = 4;
 
-/** Dead-letter and late-event publishes awaiting JetStream's ack at once; more wait for a slot (and hold the source). */
+/** Dead-letter and late-event publishes awaiting JetStream's ack at once; more wait in the queue (and hold the source). */
 const MAX_DLQ_INFLIGHT = 1024;
+
+/** The source message of dead letters and late events, shared by all of them. */
+interface SourceMsg {
+  subject: string;
+  seq: number;
+  /** The subject's metric, or _invalid. */
+  metric: string;
+  /** Nats-Msg-Id suffix naming the event stream (epochTag). */
+  tag: string;
+}
+
+/**
+ * A dead letter (weir.dlq.<metric>) or late event (weir.late.<metric>) waiting to be published.
+ * Compact: a flood of bad events queues one of these per event; its text, headers and Nats-Msg-Id
+ * are built only when its publish starts.
+ */
+interface DeadLetter {
+  rec: PendingRecord | null;
+  src: SourceMsg;
+  /** Index in the source message (-1: the whole message). */
+  index: number;
+  /** 0: refused by the decoder (reason, raw); 1: refused by the cardinality bound (refusal, event); 2: late (watermark, event). */
+  kind: 0 | 1 | 2;
+  reason: string | null;
+  raw: string | null;
+  refusal: SeriesRefusal | null;
+  wm: number;
+  key: string;
+  value: number;
+  ts: number;
+  tags: Readonly<Record<string, string>> | undefined;
+}
 
 export class Engine {
   readonly counters: EngineCounters = {
@@ -188,9 +220,13 @@ export class Engine {
   readonly liveCounters = { resultsPublished: 0, apiRequests: 0, evicted: 0 };
   /** Distinct keys per metric and window (limits.maxSeriesPerWindow), judged in stream order. */
   readonly series: SeriesBudget;
-  /** Dead-letter and late publishes in flight, and those waiting for a slot (bounded: a flood of bad events cannot pile up requests). */
+  /**
+   * Dead letters and late events to publish, in order (from dlqHead on), and how many publishes
+   * are in flight (at most MAX_DLQ_INFLIGHT). While any waits, the source takes no more messages.
+   */
+  private dlqQueue: DeadLetter[] = [];
+  private dlqHead = 0;
   private dlqActive = 0;
-  private dlqWaiting: (() => void)[] = [];
 
   constructor(
     readonly config: WeirConfig,
@@ -583,7 +619,7 @@ export class Engine {
   private hasRoom(): boolean {
     for (const slot of this.workers) if (slot.inflight >= MAX_INFLIGHT_BATCHES) return false;
     // Dead letters waiting for a publish slot: take no more messages until they are out.
-    if (this.dlqWaiting.length > 0) return false;
+    if (this.dlqHead < this.dlqQueue.length) return false;
     return this.pendingRows() < this.config.sink.maxPendingRows;
   }
 
@@ -665,8 +701,10 @@ export class Engine {
     let maxTs = -Infinity;
     let maxFinal = -Infinity;
     let seriesFinal = Infinity;
-    const publishes: Promise<unknown>[] = [];
+    const publishes: DeadLetter[] = [];
     let current: JsMsg = msgs[0];
+    let src: SourceMsg | null = null;
+    const srcOf = (): SourceMsg => (src ??= this.sourceMsg(current));
     let index = 0;
     const sink: DecodeSink = {
       accept: (metric, key, ts, value, tags) => {
@@ -684,7 +722,7 @@ export class Engine {
         }
         if (final <= wmBefore) {
           this.counters.lateDropped++;
-          publishes.push(this.publishLate(metric, current, i, { key, value, ts }, wmBefore));
+          publishes.push(this.deadLetter(srcOf(), i, 2, { wm: wmBefore, key, value, ts }));
           return;
         }
         if (ts > maxTs) maxTs = ts;
@@ -700,8 +738,7 @@ export class Engine {
           this.counters.deadLettered++;
           this.counters.seriesRejected++;
           if (final < seriesFinal) seriesFinal = final;
-          const raw = JSON.stringify(tags === undefined ? { key, value, ts } : { key, value, ts, tags });
-          publishes.push(this.publishDeadLetter(current, i, `${over} at index ${i} (subject ${current.subject})`, raw));
+          publishes.push(this.deadLetter(srcOf(), i, 1, { refusal: over, key, value, ts, tags }));
           return;
         }
         if (final > maxFinal) maxFinal = final;
@@ -714,7 +751,7 @@ export class Engine {
       reject: (reason, i, raw) => {
         if (i >= 0) index++;
         this.counters.deadLettered++;
-        publishes.push(this.publishDeadLetter(current, i, reason, raw));
+        publishes.push(this.deadLetter(srcOf(), i, 0, { reason, raw }));
       },
     };
     let lastMsg: JsMsg | null = null;
@@ -727,6 +764,7 @@ export class Engine {
       this.counters.lastSeq = seq;
       this.counters.messages++;
       current = msg;
+      src = null;
       index = 0;
       lastMsg = msg;
       decodeMessage(msg.subject, msg.data, () => Math.floor(Number(msg.info.timestampNanos) / 1e6), now, this.limits, sink);
@@ -751,14 +789,11 @@ export class Engine {
       failed: false,
       seriesFinal,
     };
-    for (const p of publishes)
-      p.then(
-        () => rec.publishesPending--,
-        (err) => {
-          rec.failed = true;
-          this.die(new Error(`dead-letter publish failed: ${(err as Error).message}`));
-        },
-      );
+    for (const d of publishes) {
+      d.rec = rec;
+      this.dlqQueue.push(d);
+    }
+    this.pumpDeadLetters();
     this.queue.push(rec);
     this.recordById.set(rec.id, rec);
     for (let p = 0; p < W; p++) {
@@ -772,20 +807,26 @@ export class Engine {
     }
   }
 
-  private publishDeadLetter(msg: JsMsg, index: number, reason: string, raw: string): Promise<unknown> {
+  private sourceMsg(msg: JsMsg): SourceMsg {
     const metric = /^weir\.events\.([A-Za-z0-9_:-]+)$/.exec(msg.subject)?.[1] ?? '_invalid';
-    const seq = msg.seq;
-    const subject = msg.subject;
-    // Headers are built once a publish slot is free: a waiting dead letter holds only its strings.
-    const h = () => {
-      const x = headers();
-      x.set('Weir-Reason', headerSafe(reason));
-      x.set('Weir-Source-Subject', headerSafe(subject));
-      x.set('Weir-Source-Seq', String(seq));
-      if (index >= 0) x.set('Weir-Index', String(index));
-      return x;
+    return { subject: msg.subject, seq: msg.seq, metric, tag: this.epochTag() };
+  }
+
+  private deadLetter(src: SourceMsg, index: number, kind: DeadLetter['kind'], f: Partial<DeadLetter>): DeadLetter {
+    return {
+      rec: null,
+      src,
+      index,
+      kind,
+      reason: f.reason ?? null,
+      raw: f.raw ?? null,
+      refusal: f.refusal ?? null,
+      wm: f.wm ?? 0,
+      key: f.key ?? '',
+      value: f.value ?? 0,
+      ts: f.ts ?? 0,
+      tags: f.tags,
     };
-    return this.publishDurably(`weir.dlq.${metric}`, raw, { headers: h, msgID: `dlq:${seq}:${index}${this.epochTag()}` });
   }
 
   /**
@@ -799,47 +840,78 @@ export class Engine {
   }
 
   /**
+   * Starts the publishes of queued dead letters and late events, at most MAX_DLQ_INFLIGHT at a
+   * time; each one's batch counts it until JetStream has stored it.
+   */
+  private pumpDeadLetters(): void {
+    while (this.dlqActive < MAX_DLQ_INFLIGHT && this.dlqHead < this.dlqQueue.length) {
+      const d = this.dlqQueue[this.dlqHead];
+      this.dlqQueue[this.dlqHead++] = undefined as unknown as DeadLetter;
+      this.dlqActive++;
+      this.publishDurably(d)
+        .then(
+          () => d.rec!.publishesPending--,
+          (err) => {
+            d.rec!.failed = true;
+            this.die(new Error(`dead-letter publish failed: ${(err as Error).message}`));
+          },
+        )
+        .finally(() => {
+          this.dlqActive--;
+          this.pumpDeadLetters();
+          if (this.dlqHead >= this.dlqQueue.length) this.wakeRoomWaiters();
+        });
+    }
+    if (this.dlqHead === this.dlqQueue.length) {
+      this.dlqQueue = [];
+      this.dlqHead = 0;
+    } else if (this.dlqHead > 65_536 && this.dlqHead * 2 > this.dlqQueue.length) {
+      this.dlqQueue = this.dlqQueue.slice(this.dlqHead);
+      this.dlqHead = 0;
+    }
+  }
+
+  /**
    * A dead-letter or late-event publish, retried until JetStream stores it (NATS restarting,
    * the dead-letter stream being recreated): the message's batch is not committed before, and
    * Nats-Msg-Id makes a retry of a publish that was in fact stored a no-op. Gives up only when
    * the engine stops (the batch is then uncommitted and replayed on restart).
    */
-  private async publishDurably(subject: string, data: string, opts: { headers: () => ReturnType<typeof headers>; msgID: string }): Promise<unknown> {
-    // At most MAX_DLQ_INFLIGHT publishes at a time; the others wait here, and while any waits
-    // the source takes no more messages (hasRoom): a flood of bad events is paced, not piled up.
-    if (this.dlqActive >= MAX_DLQ_INFLIGHT) await new Promise<void>((r) => this.dlqWaiting.push(r));
-    else this.dlqActive++;
-    try {
-      const pubOpts = { headers: opts.headers(), msgID: opts.msgID };
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await this.js.publish(subject, data, pubOpts);
-        } catch (err) {
-          if (this.stopping) throw err;
-          if (attempt % 20 === 0) this.log.warn({ subject, err: (err as Error).message, attempt }, 'dead-letter publish failed; retrying');
-          if (isNotFound(err) || /no responders/i.test((err as Error).message)) void this.checkStreams();
-          await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
-        }
+  private async publishDurably(d: DeadLetter): Promise<unknown> {
+    const { src } = d;
+    const h = headers();
+    let subject: string;
+    let data: string;
+    let reason: string;
+    if (d.kind === 2) {
+      subject = `weir.late.${src.metric}`;
+      data = JSON.stringify({ key: d.key, value: d.value, ts: d.ts });
+      reason = `event time ${new Date(d.ts).toISOString()} is past allowed lateness (watermark ${new Date(d.wm).toISOString()})`;
+    } else {
+      subject = `weir.dlq.${src.metric}`;
+      if (d.kind === 1) {
+        data = JSON.stringify(d.tags === undefined ? { key: d.key, value: d.value, ts: d.ts } : { key: d.key, value: d.value, ts: d.ts, tags: d.tags });
+        reason = `${refusalReason(d.refusal!, d.key)} at index ${d.index} (subject ${src.subject})`;
+      } else {
+        data = d.raw!;
+        reason = d.reason!;
       }
-    } finally {
-      // Hand the slot to the next waiting publish, if any.
-      const next = this.dlqWaiting.shift();
-      if (next) next();
-      else this.dlqActive--;
-      if (this.dlqWaiting.length === 0) this.wakeRoomWaiters();
     }
-  }
-
-  private publishLate(metric: string, msg: JsMsg, index: number, event: { key: string; value: number; ts: number }, wm: number): Promise<unknown> {
-    const seq = msg.seq;
-    const h = () => {
-      const x = headers();
-      x.set('Weir-Reason', `event time ${new Date(event.ts).toISOString()} is past allowed lateness (watermark ${new Date(wm).toISOString()})`);
-      x.set('Weir-Source-Seq', String(seq));
-      x.set('Weir-Index', String(index));
-      return x;
-    };
-    return this.publishDurably(`weir.late.${metric}`, JSON.stringify(event), { headers: h, msgID: `late:${seq}:${index}${this.epochTag()}` });
+    h.set('Weir-Reason', headerSafe(reason));
+    if (d.kind !== 2) h.set('Weir-Source-Subject', headerSafe(src.subject));
+    h.set('Weir-Source-Seq', String(src.seq));
+    if (d.index >= 0) h.set('Weir-Index', String(d.index));
+    const opts = { headers: h, msgID: `${d.kind === 2 ? 'late' : 'dlq'}:${src.seq}:${d.index}${src.tag}` };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.js.publish(subject, data, opts);
+      } catch (err) {
+        if (this.stopping) throw err;
+        if (attempt % 20 === 0) this.log.warn({ subject, err: (err as Error).message, attempt }, 'dead-letter publish failed; retrying');
+        if (isNotFound(err) || /no responders/i.test((err as Error).message)) void this.checkStreams();
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)));
+      }
+    }
   }
 
   /** Advances the watermark with processing time once the stream is drained and quiet. */

@@ -28,7 +28,8 @@ async function gateway(): Promise<FastifyInstance> {
   const pool = {
     query: async (sql: string, params: unknown[] = []) => {
       sqlParams.push(...params);
-      if (/FROM tables\(\)/.test(sql)) return { rows: [{ table_name: params[0] }] };
+      // one declared pipeline has run: tutors
+      if (/FROM tables\(\)/.test(sql)) return { rows: params[0] === 'weir_p_tutors' ? [{ table_name: params[0] }] : [] };
       if (/table_columns/.test(sql)) return { rows: [{ column: 'ts', type: 'TIMESTAMP' }, { column: 'key', type: 'SYMBOL' }, { column: 'window', type: 'SYMBOL' }, { column: 'score', type: 'DOUBLE' }] };
       if (/SELECT DISTINCT window/.test(sql)) return { rows: [{ window: '1d' }] };
       return { rows: [] };
@@ -40,6 +41,8 @@ async function gateway(): Promise<FastifyInstance> {
     status: () => ({ async *[Symbol.asyncIterator]() {} }),
     subscribe: () => ({ unsubscribe() {} }),
     request: async (subject: string) => {
+      // Engines serve the default pipeline and tutors; any other name has no responders.
+      if (!/^weir\.api\.(default|tutors)\./.test(subject)) throw new Error('503 no responders');
       if (subject.endsWith('.latest')) return reply({ results: [] });
       if (subject.endsWith('.topk')) return reply({ window: '10s', start: null, final: false, candidates: 0, entries: [] });
       return reply({ pipeline: 'default', watermark: 0, durableWatermark: 0, allowedLatenessMs: 30_000, lagMessages: 0, committedSeq: 0, liveKeys: 0, at: Date.now(), metrics: [] });
@@ -124,6 +127,15 @@ describe('gateway HTTP fuzz (stand-in backends that always answer)', () => {
       expect(res.statusCode, `${url}: ${res.body}`).toBe(400);
       expect(JSON.parse(res.body).param, `${url}: ${res.body}`).toBe(param);
     }
+  });
+
+  it('a pipeline no engine serves and that never ran is a 404 naming pipeline, not a 503', async () => {
+    for (const url of ['/v1/catalog?pipeline=NaN', '/v1/latest?pipeline=nosuch&key=k', '/v1/top?pipeline=nosuch&window=1d&by=x', '/v1/series?pipeline=nosuch&key=k']) {
+      const res = await app.inject({ method: 'GET', url });
+      expect(res.statusCode, `${url}: ${res.body}`).toBe(404);
+      expect(JSON.parse(res.body).param).toBe('pipeline');
+    }
+    expect((await app.inject({ method: 'GET', url: '/v1/catalog?pipeline=tutors' })).statusCode).toBe(200);
   });
 
   // ---- POST /v1/events ----

@@ -609,7 +609,11 @@ export class WeirService {
       reply = await this.nc.request(apiSubject(pipeline, op), JSON.stringify(body), { timeout: this.config.gateway.liveTimeout });
     } catch (err) {
       const m = (err as Error).message;
-      const why = /no responders|503/i.test(m) ? `no engine is serving pipeline "${pipeline}"` : `the engine of pipeline "${pipeline}" did not answer: ${m}`;
+      const noEngine = /no responders|503/i.test(m);
+      // No engine answers for a declared pipeline: one that has never run (QuestDB has no table
+      // weir_p_<name>) does not exist, a 404 naming the parameter; otherwise its engine is down (503).
+      if (noEngine && pipeline !== this.config.pipeline.name) await this.pipelineTableInfo(pipeline);
+      const why = noEngine ? `no engine is serving pipeline "${pipeline}"` : `the engine of pipeline "${pipeline}" did not answer: ${m}`;
       throw new ApiError(503, 'unavailable', pipeline === this.config.pipeline.name ? '' : 'pipeline', why);
     }
     const out = reply.json<T & { error?: string; param?: string }>();
