@@ -14,7 +14,9 @@
  *  2. A burst of distinct keys (HOSTILE_KEYS, default 200,000, in messages of 10,000 events)
  *     against limits.maxSeriesPerWindow 4,000: accepted + dead-lettered = published, exactly 4,000
  *     series of the burst get rows, good series around it are unaffected, and the engine's RSS stays
- *     under a bound derived from the config. The full 10^6: `npx tsx scripts/hostile.ts`.
+ *     under a bound derived from the config. The full 10^6: `npx tsx scripts/hostile.ts`. Then a
+ *     kill -9 in the middle of another burst: the replay admits the same keys and stores each
+ *     refusal once (Nats-Msg-Id). And a flush of 120 MiB of rows reaches QuestDB whole.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -291,6 +293,35 @@ describe('hostile input on the real stack', () => {
     expect((await engine.readyz()).status).toBe(200);
     expect(engine.current.proc.exitCode).toBeNull();
   }, 300_000);
+
+  it('kill -9 in the middle of a burst: the restarted engine replays it to the same decisions (the same keys admitted, every refusal stored once)', async () => {
+    // After the burst above (its sentinel left the watermark at t0 + 298 s): a new minute.
+    const t1 = base + 12 * 60_000;
+    const KEYS = 30_000;
+    const messages = Array.from({ length: KEYS / 5_000 }, (_, j) => ({
+      subject: 'weir.events.burst_crash',
+      body: `[${Array.from({ length: 5_000 }, (_, i) => `{"key":"c${j * 5_000 + i}","value":1,"ts":${t1 + ((j * 5_000 + i) % 9_000)}}`).join(',')}]`,
+    }));
+    const before = await engine.metrics();
+    const pub = new Publisher(ctx.nc, 'crash');
+    await pub.run(messages, Infinity, 1);
+    // Kill it once it has taken part of the burst (nothing of it is committed: its minute is open).
+    await waitFor('part of the burst consumed', async () => ((await engine.metrics()).weir_messages_total - before.weir_messages_total >= 2 ? true : undefined), 60_000, 20);
+    await engine.crashAndRestart();
+    ctx.engine = engine.current;
+    await pub.publishOne({ subject: 'weir.events.burst_crash_sentinel', body: JSON.stringify({ key: 's', value: 1, ts: t1 + 300_000 }) }, 'crash:sentinel');
+    const keys = await waitFor('the burst rows', async () => {
+      const r = await ctx.pool.query(`SELECT key FROM weir_agg_1m WHERE metric = 'burst_crash'`);
+      return r.rows.length >= MAX_SERIES ? r.rows.map((x) => x.key as string) : undefined;
+    }, 90_000, 500);
+    // Stream order decides: the first MAX_SERIES keys, as without the crash.
+    expect(new Set(keys)).toEqual(new Set(Array.from({ length: MAX_SERIES }, (_, i) => `c${i}`)));
+    expect(keys).toHaveLength(MAX_SERIES);
+    const jsm = await jetstreamManager(ctx.nc);
+    const stored = async () => Object.values((await jsm.streams.info('WEIR_DEADLETTER', { subjects_filter: 'weir.dlq.burst_crash' })).state.subjects ?? {}).reduce((a, b) => a + b, 0);
+    expect(await waitFor('the refusals stored', async () => ((await stored()) >= KEYS - MAX_SERIES ? stored() : undefined), 60_000, 500)).toBe(KEYS - MAX_SERIES);
+    expect((await engine.readyz()).status).toBe(200);
+  }, 180_000);
 
   it('a flush of more rows than fit in one ILP request (the 100 MiB client buffer) reaches QuestDB whole', async () => {
     // The bug: every fired row went in one request; past max_buf_size the flush failed, forever.
