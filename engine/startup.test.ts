@@ -66,7 +66,7 @@ describe('untilReachable', () => {
     const { log } = recorder();
     const err = await untilReachable(NATS, () => new Promise(() => undefined), { deadline: Date.now(), timeoutMs: 0, log }).catch((e) => e);
     expect(err).toBeInstanceOf(UnreachableError);
-    expect(err.message).toMatch(/no answer within 1000 ms/);
+    expect((err as Error).message).toMatch(/no answer within 1000 ms/);
   });
 
   it('stops waiting when the engine is stopped', async () => {

@@ -37,7 +37,7 @@ describe('extreme values on the real stack', () => {
   it('rows, live results and /v1/series hold every figure exactly, a sum past the range as null, and leave the ordinary key alone', async () => {
     ctx.engine = await startEngine(ctx.stack, { pipeline: { idleTimeout: '1h' } });
     const live: Record<string, unknown>[] = [];
-    const sub = ctx.nc.subscribe(`weir.results.default.${METRIC}.>`, { callback: (_e, m) => live.push(m.json()) });
+    const sub = ctx.nc.subscribe(`weir.results.default.${METRIC}.>`, { callback: (_e, m) => void live.push(m.json()) });
     const js = jetstream(ctx.nc);
     // JSON cannot write -0: the payload is written by hand so the engine gets -0 itself
     const body = `[${events.map((e) => `{"key":"${e.key}","value":${Object.is(e.value, -0) ? '-0' : String(e.value)},"ts":${e.ts}}`).join(',')}]`;
