@@ -9,35 +9,26 @@ import type { PipelineRunner } from '../engine/pipeline/runner.js';
 export type PipelineRunners = () => readonly Pick<PipelineRunner, 'status' | 'health'>[];
 
 export function registerPipelineMetrics(registry: client.Registry, runners: PipelineRunners): void {
-  const labelNames = ['pipeline'] as const;
-  const gauge = (name: string, help: string, read: (s: ReturnType<PipelineRunner['status']>) => number) =>
-    new client.Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of runners()) {
-          const s = r.status();
-          this.set({ pipeline: s.pipeline }, read(s));
-        }
-      },
-    });
-  const counter = (name: string, help: string, read: (s: ReturnType<PipelineRunner['status']>) => number) =>
-    new client.Counter({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const r of runners()) {
-          const s = r.status();
-          this.inc({ pipeline: s.pipeline }, read(s));
-        }
-      },
-    });
+  type Status = ReturnType<PipelineRunner['status']>;
+  // One series per running pipeline, set from its status at scrape time; counters are set the same way (reset, then inc by the total).
+  const metric = <M extends client.Gauge | client.Counter>(make: (c: { name: string; help: string; labelNames: readonly string[]; registers: client.Registry[]; collect: (this: M) => void }) => M) =>
+    (name: string, help: string, read: (s: Status) => number) =>
+      make({
+        name,
+        help,
+        labelNames: ['pipeline'],
+        registers: [registry],
+        collect(this: M) {
+          this.reset();
+          for (const r of runners()) {
+            const s = r.status();
+            if (this instanceof client.Gauge) this.set({ pipeline: s.pipeline }, read(s));
+            else (this as client.Counter).inc({ pipeline: s.pipeline }, read(s));
+          }
+        },
+      });
+  const gauge = metric<client.Gauge>((c) => new client.Gauge(c));
+  const counter = metric<client.Counter>((c) => new client.Counter(c));
   counter('weir_pipeline_events_total', 'Events a declared pipeline has processed (continues across restarts)', (s) => s.events);
   counter('weir_pipeline_results_total', 'Rows a declared pipeline has emitted', (s) => s.results);
   counter('weir_pipeline_alerts_total', 'Alert transitions a declared pipeline has emitted', (s) => s.alerts);
