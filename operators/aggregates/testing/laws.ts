@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { deepStrictEqual } from 'node:assert/strict';
 import type { Aggregator } from '../../aggregate.js';
 import type { Sample } from '../../sample.js';
+import { big } from '../../testing/exact.js';
 
 export type Check<OUT> = (actual: OUT, expected: OUT, samples: readonly Sample[]) => void;
 
@@ -210,24 +211,10 @@ export function garbage<ACC, OUT>(agg: Aggregator<Sample, ACC, OUT>, stream: fc.
 
 // ---- exact oracles ----------------------------------------------------------------------------
 
-const view = new DataView(new ArrayBuffer(8));
-
-/** x · 2^1074 as a BigInt (exact for every finite double). */
-function scaled(x: number): bigint {
-  view.setFloat64(0, x);
-  const hi = view.getUint32(0);
-  const lo = view.getUint32(4);
-  const exp = (hi >>> 20) & 0x7ff;
-  let m = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
-  if (exp > 0) m |= 1n << 52n;
-  const v = m << BigInt(Math.max(exp, 1) - 1);
-  return hi >>> 31 ? -v : v;
-}
-
 /** The exact sum of finite doubles, correctly rounded (half to even), by BigInt arithmetic. */
 export function exactSum(xs: readonly number[]): number {
   let s = 0n;
-  for (const x of xs) s += scaled(x);
+  for (const x of xs) s += big(x);
   if (s === 0n) return 0;
   const neg = s < 0n;
   let a = neg ? -s : s;
