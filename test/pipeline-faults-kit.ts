@@ -24,6 +24,7 @@
  * Everything else keeps the generators' order; the watermark follows event time only (no idle
  * advance), so no event is ever judged late.
  */
+import type { DbAlert as LiveAlert } from './shipped/live.js';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
@@ -335,18 +336,8 @@ export async function diffRows(pool: pg.Pool, pipeline: FaultPipeline, prefix: s
   return d;
 }
 
-interface DbAlert {
-  ts: number;
-  window: string;
-  rule: string;
-  key: string;
-  state: string;
-  severity: string;
-  field: string;
-  value: number;
-  threshold: number;
-  since: number;
-}
+/** A weir_alerts row, with its window (test/shipped/live.ts's row, which has it too since alerts carry their window). */
+type DbAlert = LiveAlert & { window: string };
 
 /** The round's rows of weir_alerts for `pipeline` against the expected transitions (identity: rule, key, window, state, time). */
 export async function diffAlerts(pool: pg.Pool, pipeline: FaultPipeline, prefix: string, want: Expected): Promise<Diff> {
