@@ -20,33 +20,16 @@
  * an alert was lost, duplicated or wrong, or a check failed. Run `npm run build` first (the engine
  * runs from dist/, as `npm start` runs it).
  */
-import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { EngineUnderTest } from '../test/faults-kit.js';
 import { pgPool } from '../test/harness.js';
 import { diffClean, FAULT_PIPELINES, Ledger, pipelineFaultRound, pipelineFaultsConfig, pipelinesWorkload, type PRoundReport } from '../test/pipeline-faults-kit.js';
 import { DAY, floorTo } from './load/common.js';
 import { startStack, type Stack } from './stack.js';
+import { printTable, soakArgs, soakLog } from './soak-common.js';
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: 'string', default: '5' },
-    rate: { type: 'string', default: '40' },
-    seed: { type: 'string', default: '1' },
-    verbose: { type: 'boolean', default: false },
-  },
-});
-const minutes = Number(values.minutes);
-const rate = Number(values.rate);
-const seed0 = Number(values.seed);
-if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed0)) {
-  process.stderr.write('usage: npx tsx scripts/soak-pipelines.ts --minutes N [--rate messages/s] [--seed S] [--verbose]\n');
-  process.exit(2);
-}
-
-const t0 = Date.now();
-const stamp = () => `[soak-pipelines ${((Date.now() - t0) / 60_000).toFixed(1).padStart(5)} min]`;
-const say = (line: string) => process.stdout.write(`${stamp()} ${line}\n`);
+const { minutes, rate, seed0, verbose } = soakArgs({ minutes: 5, rate: 40 }, 'npx tsx scripts/soak-pipelines.ts');
+const { t0, say } = soakLog('soak-pipelines');
 
 // Each round takes the next 101 days of event time (the tutors need 90 days of history): allow
 // events that far ahead of the clock.
@@ -83,7 +66,7 @@ try {
       hardStops: hard,
       idPrefix: `sp${r}`,
       log: (line) => {
-        if (values.verbose || line.startsWith('FAIL')) say(`  ${line}`);
+        if (verbose || line.startsWith('FAIL')) say(`  ${line}`);
       },
     });
     rounds.push(report);
@@ -134,8 +117,6 @@ const rows: [string, string][] = [
   ['peak engine RSS', `${((engine?.peakRssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`],
   ['failed checks', failedChecks.length ? failedChecks.map((c) => `${c.what}: ${c.detail}`).join('; ') : 'none'],
 ];
-const w = Math.max(...rows.map(([k]) => k.length));
-process.stdout.write(`\n| ${'figure'.padEnd(w)} | value |\n|${'-'.repeat(w + 2)}|-------|\n`);
-for (const [k, v] of rows) process.stdout.write(`| ${k.padEnd(w)} | ${v} |\n`);
+printTable(rows);
 const clean = !failure && rounds.length > 0 && failedChecks.length === 0 && rounds.every((r) => FAULT_PIPELINES.every((p) => diffClean(r.diffs[p].rows) && diffClean(r.diffs[p].alerts)));
 process.exit(clean ? 0 : 1);

@@ -13,31 +13,14 @@
  * duplicated, peak engine RSS. Exit code 1 if any row was lost, duplicated or wrong, or a check
  * failed. Run `npm run build` first (the engine runs from dist/, as `npm start` runs it).
  */
-import { parseArgs } from 'node:util';
 import { connect } from '@nats-io/transport-node';
 import { EngineUnderTest, FAULTS_CONFIG, faultRound, ROUND_SPAN_MS, roundWorkload, type RoundReport } from '../test/faults-kit.js';
 import { pgPool } from '../test/harness.js';
 import { startStack, type Stack } from './stack.js';
+import { printTable, soakArgs, soakLog } from './soak-common.js';
 
-const { values } = parseArgs({
-  options: {
-    minutes: { type: 'string', default: '10' },
-    rate: { type: 'string', default: '50' },
-    seed: { type: 'string', default: '1' },
-    verbose: { type: 'boolean', default: false },
-  },
-});
-const minutes = Number(values.minutes);
-const rate = Number(values.rate);
-const seed0 = Number(values.seed);
-if (!(minutes > 0) || !(rate > 0) || !Number.isInteger(seed0)) {
-  process.stderr.write('usage: npm run soak -- --minutes N [--rate messages/s] [--seed S] [--verbose]\n');
-  process.exit(2);
-}
-
-const t0 = Date.now();
-const stamp = () => `[soak ${((Date.now() - t0) / 60_000).toFixed(1).padStart(5)} min]`;
-const say = (line: string) => process.stdout.write(`${stamp()} ${line}\n`);
+const { minutes, rate, seed0, verbose } = soakArgs({ minutes: 10, rate: 50 }, 'npm run soak --');
+const { t0, say } = soakLog('soak');
 
 // Event time moves on ~7 minutes a round, faster than the clock: allow events far ahead of it
 // (an event in year 9999 is still refused).
@@ -73,7 +56,7 @@ try {
       hardStops: hard,
       idPrefix: `soak${r}`,
       log: (line) => {
-        if (values.verbose || line.startsWith('FAIL')) say(`  ${line}`);
+        if (verbose || line.startsWith('FAIL')) say(`  ${line}`);
       },
     });
     rounds.push(report);
@@ -117,8 +100,6 @@ const rows: [string, string][] = [
   ['peak engine RSS', `${((engine?.peakRssBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`],
   ['failed checks', failedChecks.length ? failedChecks.map((c) => `${c.what}: ${c.detail}`).join('; ') : 'none'],
 ];
-const w = Math.max(...rows.map(([k]) => k.length));
-process.stdout.write(`\n| ${'figure'.padEnd(w)} | value |\n|${'-'.repeat(w + 2)}|-------|\n`);
-for (const [k, v] of rows) process.stdout.write(`| ${k.padEnd(w)} | ${v} |\n`);
+printTable(rows);
 const clean = !failure && rounds.length > 0 && failedChecks.length === 0 && sum((r) => r.diff.lost.length + r.diff.duplicated.length + r.diff.wrong.length + r.diff.extra.length) === 0;
 process.exit(clean ? 0 : 1);
