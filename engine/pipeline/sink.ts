@@ -117,6 +117,8 @@ export const ALERTS_MIGRATION = [
 export class PipelineWriter {
   private rows = new Map<string, ResultRow>();
   private alerts: AlertEvent[] = [];
+  /** Rows and alerts of the flush in flight: not acknowledged yet, so still pending (back-pressure counts them). */
+  private inFlight = 0;
   private constructor(
     private readonly sender: Sender,
     private readonly table: string,
@@ -138,8 +140,9 @@ export class PipelineWriter {
     this.alerts.push(a);
   }
 
+  /** Rows and alert transitions QuestDB has not acknowledged: buffered, and in the flush in flight. */
   get pending(): number {
-    return this.rows.size + this.alerts.length;
+    return this.rows.size + this.alerts.length + this.inFlight;
   }
 
   async flush(): Promise<number> {
@@ -148,6 +151,7 @@ export class PipelineWriter {
     const alerts = this.alerts;
     this.rows = new Map();
     this.alerts = [];
+    this.inFlight = rows.size + alerts.length;
     try {
       for (const r of rows.values()) {
         writeResultRow(this.sender, this.table, this.columns, r);
@@ -165,6 +169,8 @@ export class PipelineWriter {
       this.rows = rows;
       this.alerts = [...alerts, ...this.alerts];
       throw err;
+    } finally {
+      this.inFlight = 0;
     }
   }
 
