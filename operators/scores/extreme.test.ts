@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { createNormaliser, type NormaliserSpec } from './normalise.js';
 import { compareRanked } from './ranking.js';
 import { ScoreBoard, type ScoreSpec } from './scoreboard.js';
-import { big, EXTREMES, extremeValue, times2, toDouble } from '../testing/exact.js';
+import { big, exactMoments, EXTREMES, extremeValue, times2, toDouble } from '../testing/exact.js';
 
 const M = Number.MAX_VALUE;
 const clamp01 = (x: number) => (x < 0 ? 0 : x > 1 ? 1 : x);
@@ -48,14 +48,7 @@ function replay(n: ReturnType<typeof createNormaliser>, updates: { i: number; v:
 
 /** The exact z of x, (x − mean) / stddev of the population, rounded at the end (null when the stddev is 0). */
 function exactZ(x: number, pop: readonly number[]): number | null {
-  const n = BigInt(pop.length);
-  let s = 0n;
-  let q = 0n;
-  for (const v of pop) {
-    const b = big(v);
-    s += b;
-    q += b * b;
-  }
+  const { n, s, q } = exactMoments(pop);
   // In 2^-1074 units: x − mean = (n·x − s) / n and stddev = sqrt(n·q − s²) / n, so z = (n·x − s) / sqrt(n·q − s²).
   const v = n * q - s * s;
   if (v === 0n) return null;

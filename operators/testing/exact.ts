@@ -72,8 +72,13 @@ export const exactMeanOf = (xs: readonly number[]): number => toDouble(bigSum(xs
  * null below two values (sample) or one (population).
  */
 export function exactVarianceOf(xs: readonly number[], sample = true): { num: bigint; den: bigint } | null {
-  const n = BigInt(xs.length);
   if (xs.length < (sample ? 2 : 1)) return null;
+  const { n, s, q } = exactMoments(xs);
+  return { num: n * q - s * s, den: n * (sample ? n - 1n : n) };
+}
+
+/** The count, sum and sum of squares of finite doubles, exactly: s in 2^-1074 units, q in 2^-2148 units. */
+export function exactMoments(xs: readonly number[]): { n: bigint; s: bigint; q: bigint } {
   let s = 0n;
   let q = 0n;
   for (const x of xs) {
@@ -81,7 +86,7 @@ export function exactVarianceOf(xs: readonly number[], sample = true): { num: bi
     s += b;
     q += b * b;
   }
-  return { num: n * q - s * s, den: n * (sample ? n - 1n : n) };
+  return { n: BigInt(xs.length), s, q };
 }
 
 /** The variance rounded to a double (±Infinity past the range), or null. */

@@ -10,15 +10,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import type { KeyedSample } from '../../engine/pipeline/runtime.js';
 import { ROOT } from '../harness.js';
 
-export interface Ev {
-  metric: string;
-  key: string;
-  ts: number;
-  value: number;
-  tags?: Record<string, string>;
-}
+/** An event as the pipeline runtime takes it. */
+export type Ev = KeyedSample;
 
 export type Fields = Record<string, number | null>;
 

@@ -8,13 +8,8 @@ import type { KeyedSample } from '../runtime.js';
 import type { PipelineResult } from '../runtime.js';
 import type { PipelineRuntime } from '../runtime.js';
 
-export interface Ev {
-  metric: string;
-  key: string;
-  ts: number;
-  value: number;
-  tags?: Record<string, string>;
-}
+/** An event as the pipeline runtime takes it. */
+export type Ev = KeyedSample;
 
 export type Step = { kind: 'batch'; events: Ev[]; wmBefore: number; wmAfter: number; now: number } | { kind: 'tick'; wm: number; now: number };
 
