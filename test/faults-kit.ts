@@ -193,6 +193,16 @@ export interface Check {
   detail: string;
 }
 
+/** The checks of a round, and the function that records one and logs it ("ok" or "FAIL"). */
+export function checkRecorder(log: (line: string) => void): { checks: Check[]; check: (what: string, ok: boolean, detail?: string) => void } {
+  const checks: Check[] = [];
+  const check = (what: string, ok: boolean, detail = '') => {
+    checks.push({ what, ok, detail });
+    log(`${ok ? 'ok  ' : 'FAIL'} ${what}${detail ? `: ${detail}` : ''}`);
+  };
+  return { checks, check };
+}
+
 export interface RoundOptions {
   stack: Stack;
   /** A connection of the test's own (reconnects forever): publishing and JetStream checks. */
@@ -248,11 +258,7 @@ export interface RoundReport {
 export async function faultRound(o: RoundOptions): Promise<RoundReport> {
   const t0 = Date.now();
   const rand = rng(o.seed);
-  const checks: Check[] = [];
-  const check = (what: string, ok: boolean, detail = '') => {
-    checks.push({ what, ok, detail });
-    o.log(`${ok ? 'ok  ' : 'FAIL'} ${what}${detail ? `: ${detail}` : ''}`);
-  };
+  const { checks, check } = checkRecorder(o.log);
   const { messages } = o.work;
   const n = messages.length;
   const pub = new Publisher(o.nc, o.idPrefix);

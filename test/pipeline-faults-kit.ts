@@ -34,7 +34,7 @@ import { DAY, MINUTE, SECOND, floorTo, type LoadEvent } from '../scripts/load/co
 import { FILM_METRICS, filmsEvents } from '../scripts/load/films.js';
 import { TUTOR_METRICS, tutorsHistory } from '../scripts/load/tutors.js';
 import type { Stack } from '../scripts/stack.js';
-import type { EngineUnderTest } from './faults-kit.js';
+import { checkRecorder, type Check, type EngineUnderTest } from './faults-kit.js';
 import { sleep, waitFor } from './harness.js';
 import {
   aggregateColumns,
@@ -512,12 +512,6 @@ export class SeqPublisher {
 
 export type CrashKind = 'random' | 'after-checkpoint' | 'flush-stuck' | 'record-stuck' | 'catching-up' | 'after-questdb-outage' | 'after-nats-outage';
 
-export interface Check {
-  what: string;
-  ok: boolean;
-  detail: string;
-}
-
 export interface CrashRecord {
   kind: CrashKind;
   /** Per pipeline, before the kill: its last message processed and its last recorded checkpoint. */
@@ -581,11 +575,7 @@ export interface PRoundReport {
 export async function pipelineFaultRound(o: PRoundOptions): Promise<PRoundReport> {
   const t0 = Date.now();
   const rand = rng(o.seed);
-  const checks: Check[] = [];
-  const check = (what: string, ok: boolean, detail = '') => {
-    checks.push({ what, ok, detail });
-    o.log(`${ok ? 'ok  ' : 'FAIL'} ${what}${detail ? `: ${detail}` : ''}`);
-  };
+  const { checks, check } = checkRecorder(o.log);
   const { messages } = o.work;
   const n = messages.length;
   const pub = new SeqPublisher(o.nc, o.idPrefix, o.ledger);
