@@ -10,9 +10,10 @@ export type PipelineRunners = () => readonly Pick<PipelineRunner, 'status' | 'he
 
 export function registerPipelineMetrics(registry: client.Registry, runners: PipelineRunners): void {
   type Status = ReturnType<PipelineRunner['status']>;
+  type Runner = ReturnType<PipelineRunners>[number];
   // One series per running pipeline, set from its status at scrape time; counters are set the same way (reset, then inc by the total).
   const metric = <M extends client.Gauge | client.Counter>(make: (c: { name: string; help: string; labelNames: readonly string[]; registers: client.Registry[]; collect: (this: M) => void }) => M) =>
-    (name: string, help: string, read: (s: Status) => number) =>
+    (name: string, help: string, read: (s: Status, r: Runner) => number) =>
       make({
         name,
         help,
@@ -22,8 +23,8 @@ export function registerPipelineMetrics(registry: client.Registry, runners: Pipe
           this.reset();
           for (const r of runners()) {
             const s = r.status();
-            if (this instanceof client.Gauge) this.set({ pipeline: s.pipeline }, read(s));
-            else (this as client.Counter).inc({ pipeline: s.pipeline }, read(s));
+            if (this instanceof client.Gauge) this.set({ pipeline: s.pipeline }, read(s, r));
+            else (this as client.Counter).inc({ pipeline: s.pipeline }, read(s, r));
           }
         },
       });
@@ -46,8 +47,5 @@ export function registerPipelineMetrics(registry: client.Registry, runners: Pipe
   gauge('weir_pipeline_backpressure_active', '1 while a declared pipeline has stopped taking events because QuestDB holds back sink.maxPendingRows rows', (s) => (s.backpressure ? 1 : 0));
   counter('weir_pipeline_redeliveries_skipped_total', 'Redelivered messages a declared pipeline skipped (already in its state)', (s) => s.redeliveriesSkipped);
   counter('weir_pipeline_consumer_repositions_total', 'Times a declared pipeline positioned its consumer again (reconnects, delivery gaps, a vanished consumer)', (s) => s.repositions);
-  gauge('weir_pipeline_ready', '1 when a declared pipeline is connected, consuming and writing', (s) => {
-    const r = runners().find((x) => x.status().pipeline === s.pipeline);
-    return r?.health().ready ? 1 : 0;
-  });
+  gauge('weir_pipeline_ready', '1 when a declared pipeline is connected, consuming and writing', (_s, r) => (r.health().ready ? 1 : 0));
 }

@@ -107,8 +107,7 @@ const PUT_CONCURRENCY = 8;
 export class CheckpointStore {
   /** The chunks of the current record by hash (undefined: not read yet), and the slots they use. */
   private current: Map<string, ChunkRef> | undefined;
-  /** Slots that exist in the bucket (any content): found by a key listing on the first save. */
-  private slots: Set<number> | undefined;
+  private legacyPurged = false;
   private readonly cdc: CdcOptions;
 
   constructor(
@@ -154,7 +153,7 @@ export class CheckpointStore {
     const t0 = performance.now();
     if (cp.pipeline !== this.pipeline) throw new Error(`pipeline checkpoint: a checkpoint of ${cp.pipeline} given to the store of ${this.pipeline}`);
     const current = await this.currentChunks();
-    const slots = await this.existingSlots();
+    await this.purgeLegacyKeys();
     const raw = Buffer.from(cp.runtime + cp.view, 'utf8');
     const ends = cdcBoundaries(raw, this.cdc);
     const used = new Set<number>();
@@ -194,7 +193,6 @@ export class CheckpointStore {
     }
     for (let i = 0; i < writes.length; i += PUT_CONCURRENCY)
       await Promise.all(writes.slice(i, i + PUT_CONCURRENCY).map(({ ref, gz }) => this.kv.put(this.chunkKey(ref[0]), gz)));
-    for (const { ref } of writes) slots.add(ref[0]);
     const record: Record_ = {
       format: PIPELINE_CHECKPOINT_FORMAT,
       pipeline: cp.pipeline,
@@ -239,29 +237,12 @@ export class CheckpointStore {
     return this.current;
   }
 
-  /**
-   * The chunk slots in the bucket, listed once. Keys of this pipeline that are not slots (chunks
-   * of the older slot-a/b format) are purged then.
-   */
-  private async existingSlots(): Promise<Set<number>> {
-    if (!this.slots) {
-      const slots = new Set<number>();
-      const prefix = `${this.key}.`;
-      for (const k of await this.kv.keys(`${prefix}>`)) {
-        const m = /^c\.(\d+)$/.exec(k.slice(prefix.length));
-        if (m) slots.add(Number(m[1]));
-        else await this.kv.purge(k);
-      }
-      this.slots = slots;
-    }
-    return this.slots;
-  }
-
-  /** Slots that hold a chunk no record points to (for tests and the status). */
-  async freeSlots(): Promise<number[]> {
-    const current = await this.currentChunks();
-    const used = new Set([...current.values()].map((c) => c[0]));
-    return [...(await this.existingSlots())].filter((s) => !used.has(s)).sort((a, b) => a - b);
+  /** Once per store: purges the keys of this pipeline that are not chunk slots (chunks of the older slot-a/b format). */
+  private async purgeLegacyKeys(): Promise<void> {
+    if (this.legacyPurged) return;
+    const prefix = `${this.key}.`;
+    for (const k of await this.kv.keys(`${prefix}>`)) if (!/^c\.\d+$/.test(k.slice(prefix.length))) await this.kv.purge(k);
+    this.legacyPurged = true;
   }
 
   private async readRecord(): Promise<{ record: Record_; value: Uint8Array; nl: number } | null> {

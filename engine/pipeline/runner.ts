@@ -510,7 +510,6 @@ export class PipelineRunner {
         batch = [];
         if (msgs.length) this.processBatch(msgs);
       };
-      const generation = this.generation;
       for await (const m of this.messages!) {
         // A gap in the delivery sequence: the server delivered messages that never arrived (a
         // disconnect). They are pending on the server until ack_wait; read again from here instead.
@@ -531,8 +530,7 @@ export class PipelineRunner {
       run();
       if (this.stopping) break;
       // the iterator ended: a reposition was asked for, or the consumer ended on its own
-      const reason = this.repositionReason || 'the consumer stopped delivering';
-      if (this.generation === generation) await this.reposition(reason);
+      await this.reposition(this.repositionReason || 'the consumer stopped delivering');
       this.repositionReason = '';
     }
   }
