@@ -3,6 +3,7 @@
  * and response; the OpenAPI document at /docs is generated from them), one auth gate, one error
  * shape: {"error": code, "param": the parameter at fault, "message": what is wrong}.
  */
+import { clientErrorHandler } from './client-error.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -60,6 +61,9 @@ export async function buildGateway(deps: GatewayDeps): Promise<FastifyInstance> 
     loggerInstance: (deps.logger ? deps.logger.child({}, { level: 'warn' }) : undefined) as FastifyBaseLogger | undefined,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
     bodyLimit: deps.config.limits.maxPayloadBytes,
+    // A request Node's parser refuses (over 16 KiB of request line and headers) gets a JSON
+    // error the client can read, not a reset connection.
+    clientErrorHandler: clientErrorHandler(),
   });
   app.decorate('weir', { ...deps, ready: async () => false });
   app.decorateRequest('principal', undefined);
