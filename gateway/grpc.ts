@@ -211,6 +211,38 @@ function statusError(code: number, details: string, metadata = new grpc.Metadata
   return Object.assign(new Error(details), { code, details, metadata });
 }
 
+/** Marks a request whose bytes did not decode as the method's message; the value says why. */
+const UNDECODABLE = Symbol('undecodable request');
+
+/**
+ * The service with request decoding that never throws. grpc-js answers bytes that are not the
+ * request message with INTERNAL "Error deserializing request" (the gRPC convention), which this
+ * API keeps for its own bugs; here they become a marked request, which `decoded` refuses as
+ * INVALID_ARGUMENT saying what the protobuf decoder found.
+ */
+function decodeLeniently(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(service)) {
+    const type = (m as { requestType?: { type?: { name?: string } } }).requestType?.type?.name ?? `${name}Request`;
+    const requestDeserialize = (buf: Buffer) => {
+      try {
+        return m.requestDeserialize(buf);
+      } catch (err) {
+        return { [UNDECODABLE]: `the request is not a valid weir.v1.${type} message (protobuf: ${(err as Error).message})` };
+      }
+    };
+    out[name] = { ...m, requestDeserialize };
+  }
+  return out;
+}
+
+/** The request, or a BadRequest when its bytes did not decode (no field to name). */
+function decoded<T>(req: T): T {
+  const why = (req as { [UNDECODABLE]?: string })[UNDECODABLE];
+  if (why !== undefined) throw new BadRequest('', why);
+  return req;
+}
+
 // ---- reflection descriptors ------------------------------------------------------------------
 
 interface FieldDesc {
@@ -310,7 +342,10 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
   function unary<Req, Res>(method: string, scope: Scope, run: (req: Req, p: Principal) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const t0 = process.hrtime.bigint();
-      (async () => run(call.request, await auth.admit(authorization(call.metadata), scope)))().then(
+      (async () => {
+        const p = await auth.admit(authorization(call.metadata), scope);
+        return run(decoded(call.request), p);
+      })().then(
         (res) => {
           record(method, grpc.status.OK, t0);
           callback(null, res);
@@ -363,7 +398,7 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
       const i = index++;
       (async () => {
         await auth.consume(principal);
-        return publishOne(req);
+        return publishOne(decoded(req));
       })().then(
         (a) => {
           busy = false;
@@ -456,7 +491,7 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
 
     (async () => {
       const p = await auth.admit(authorization(call.metadata), 'subscribe');
-      const q = call.request;
+      const q = decoded(call.request);
       const filter = service.parseFilter({ pipeline: q.pipeline, metric: q.metric, key: q.key, keyPrefix: q.key_prefix, window: q.window, finalOnly: q.final_only });
       if (done || call.cancelled) return;
       release = auth.holdSubscription(p);
@@ -473,7 +508,7 @@ export async function startGrpcServer(deps: GrpcDeps): Promise<{ port: number; s
   };
 
   const server = new grpc.Server();
-  server.addService(weir.service, {
+  server.addService(decodeLeniently(weir.service), {
     Publish: unary<PublishRequestMsg, PublishResponseMsg>('Publish', 'publish', async (req) => publishResponse(await publishOne(req))),
     PublishStream: publishStream,
     QuerySeries: unary<SeriesRequestMsg, unknown>('QuerySeries', 'read', async (req) =>
