@@ -201,7 +201,11 @@ describe('ScoreBoard with extreme values and weights', () => {
             // Components exactly (BigInts of 2^-2148 units), then rounded to the double each one
             // is (kept exact when past the range, where the board keeps a wide one); the profile is
             // their weighted sum (units 2^-3222). Σ|terms| bounds the rounding.
+            // Two candidates: the sum of the components as doubles (the plain path), and of the
+            // components unrounded (the wide path the board takes when the plain sum is not
+            // finite: a component far below the subnormals times a weight of 1e308 counts there).
             let exact = 0n;
+            let exactWide = 0n;
             let abs = 0n;
             const UNITS = 2n ** 2148n; // a double's big() in 2^-3222 units
             for (const [c, wc] of Object.entries(comps)) {
@@ -216,20 +220,30 @@ describe('ScoreBoard with extreme values and weights', () => {
               const got = board.scores(e)!.components[c];
               const cUnits = 2n ** 1074n;
               const cSlack = (d: bigint) => (d < 0n ? -d : d) * 2n ** 52n <= 8n * compAbs || (d < 0n ? -d : d) <= cUnits;
-              if (Number.isFinite(got) ? !cSlack(big(got) * cUnits - comp) : !(Number.isFinite(rounded) === false && Math.sign(got) === Math.sign(rounded))) throw new Error(`${c} of ${e} is ${got}, exact ${rounded}`);
-              const used = Number.isFinite(rounded) ? big(rounded) * cUnits : comp;
+              // Infinity when the exact component is past the range, or within rounding of it
+              // (1e308·(2^53 − 1) against 1e308·2^53: the products round by more than the result).
+              const cEdge = (got > 0 ? 1n : -1n) * big(M) * cUnits;
+              const cNear = Number.isFinite(got) ? cSlack(big(got) * cUnits - comp) : got > 0 ? comp >= cEdge || cSlack(cEdge - comp) : comp <= cEdge || cSlack(cEdge - comp);
+              if (!cNear) throw new Error(`${c} of ${e} is ${got}, exact ${rounded}`);
+              // The profile is checked against the components the board has (each just checked
+              // against the exact one): a subnormal component is one rounding step off at most, and
+              // a weight of 1e308 makes that step 5e-16 in the profile.
+              const used = Number.isFinite(got) ? big(got) * cUnits : comp;
               const t = big(wc) * used;
               exact += t;
+              exactWide += big(wc) * comp;
               abs += (t < 0n ? -t : t) + (wc === 0 ? 0n : (big(Math.abs(wc)) * compAbs));
             }
             const want = toDouble(exact, 1n, -3 * 1074);
             const got = board.score(e, p)!;
             // within a few roundings of the largest term: |got − exact| · 2^52 ≤ 8 · Σ|terms| (or a subnormal step)
             const slack = (d: bigint) => (d < 0n ? -d : d) * 2n ** 52n <= 8n * abs || (d < 0n ? -d : d) <= UNITS;
-            if (!Number.isFinite(got)) {
+            const near = (x: bigint) => {
+              if (Number.isFinite(got)) return slack(big(got) * UNITS - x);
               const edge = (got > 0 ? 1n : -1n) * big(M) * UNITS;
-              if (!(got > 0 ? exact >= edge || slack(edge - exact) : exact <= edge || slack(edge - exact))) throw new Error(`${p} of ${e} is ${got}, exact ${want}`);
-            } else if (!slack(big(got) * UNITS - exact)) throw new Error(`${p} of ${e} is ${got}, exact ${want}`);
+              return got > 0 ? x >= edge || slack(edge - x) : x <= edge || slack(edge - x);
+            };
+            if (!near(exact) && !near(exactWide)) throw new Error(`${p} of ${e} is ${got}, exact ${want} (components unrounded: ${toDouble(exactWide, 1n, -3 * 1074)})`);
           }
         }
       }),

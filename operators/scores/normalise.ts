@@ -117,7 +117,9 @@ export class SortedValues {
     }
     const i = this.upperBound(x);
     this.a.copyWithin(i + 1, i, this.n);
-    this.a[i] = x;
+    // -0 is stored as +0: the two compare equal, so remove(0) may take either, and a stale -0
+    // left as the minimum would make (x − min) differ in sign of zero from a fresh population.
+    this.a[i] = x === 0 ? 0 : x;
     this.n++;
   }
 
@@ -152,7 +154,7 @@ export class SortedValues {
     let cap = 16;
     while (cap < sorted.length) cap *= 2;
     this.a = new Float64Array(cap);
-    this.a.set(sorted);
+    for (let i = 0; i < sorted.length; i++) this.a[i] = sorted[i] === 0 ? 0 : sorted[i];
     this.n = sorted.length;
   }
 }
