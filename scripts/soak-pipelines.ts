@@ -6,9 +6,11 @@
  *   npx tsx scripts/soak-pipelines.ts --minutes 30 --rate 40 --seed 3 --verbose
  *
  * The engine runs the shipped tutors (rolling 7/30/90 d, debounce, low_rating), bridge_ops (10 s
- * windows, early partials, percentiles, three alerts) and films (global window, scores). Each round
- * publishes a fresh seeded workload of its own keys and its own stretch of event time (100 days of
- * tutor sessions, 3 minutes of bridge traffic, film updates), out of order and with late
+ * windows, early partials, percentiles, three alerts), films (global window, scores), film_trending
+ * (1 d windows, trend against the day before) and interactions (1 m windows keyed by two tags,
+ * ratios, distinct users, ctr_drop). Each round publishes a fresh seeded workload of its own keys
+ * and its own stretch of event time (100 days of tutor sessions, 3 minutes of bridge traffic, film
+ * updates, 8 days of film clicks, 12 minutes of recommendations), out of order and with late
  * corrections (test/pipeline-faults-kit.ts), while it kills the engine (-9) eight times: at a random
  * moment, right after a checkpoint, with a checkpoint blocked on its flush (QuestDB SIGSTOP) and on
  * its KV record (nats-server SIGSTOP), after a QuestDB outage, after a nats-server outage (stopped
@@ -51,8 +53,8 @@ try {
     const prefix = `s${r}-`;
     const work = pipelinesWorkload({ seed: seed0 * 1000 + r, prefix, end, tutors: 14, days: 100, requests: 15 });
     const hard = r % 2 === 0;
-    const events = Object.values(work.events).reduce((a, l) => a + l.length, 0);
-    say(`round ${r}: ${work.messages.length + 1} messages, ${events} events (${work.corrections.tutors} + ${work.corrections.bridge_ops} late corrections); servers ${hard ? 'killed (SIGKILL)' : 'stopped (SIGTERM)'}`);
+    const events = [...work.messages, ...work.closers].reduce((a, m) => a + m.events, 0);
+    say(`round ${r}: ${work.messages.length + work.closers.length} messages, ${events} events (late corrections: ${Object.entries(work.corrections).map(([p, n]) => `${p} ${n}`).join(', ')}); servers ${hard ? 'killed (SIGKILL)' : 'stopped (SIGTERM)'}`);
     const report = await pipelineFaultRound({
       stack,
       nc,
@@ -102,8 +104,8 @@ for (const r of rounds) for (const c of r.crashes) kinds.set(c.kind, (kinds.get(
 const fmt = (n: number) => n.toLocaleString('en-US');
 const rows: [string, string][] = [
   ['duration', `${((Date.now() - t0) / 60_000).toFixed(1)} min (${(((Date.now() - t0) / 1000) | 0)} s), ${rounds.length} rounds${failure ? ' (aborted)' : ''}`],
-  ['events published', `${fmt(sum((r) => FAULT_PIPELINES.reduce((a, p) => a + r.events[p], 0)))} (${FAULT_PIPELINES.map((p) => `${p} ${fmt(sum((r) => r.events[p]))}`).join(', ')}) in ${fmt(sum((r) => r.messages))} messages`],
-  ['late corrections (out of order past the watermark)', `${fmt(sum((r) => r.corrections.tutors))} tutors, ${fmt(sum((r) => r.corrections.bridge_ops))} bridge_ops`],
+  ['events published', `${fmt(sum((r) => r.published))} in ${fmt(sum((r) => r.messages))} messages; read by ${FAULT_PIPELINES.map((p) => `${p} ${fmt(sum((r) => r.events[p]))}`).join(', ')} (film_click feeds films and film_trending)`],
+  ['late corrections (out of order past the watermark)', (['tutors', 'bridge_ops', 'film_trending', 'interactions'] as const).map((p) => `${fmt(sum((r) => r.corrections[p]))} ${p}`).join(', ')],
   ['crashes injected (engine kill -9)', `${fmt(sum((r) => r.crashes.length))} (${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')})`],
   ['outages survived (QuestDB + nats-server)', `${fmt(sum((r) => (survived.includes(r) ? r.questdbOutages + r.natsOutages : 0)))} of ${fmt(sum((r) => r.questdbOutages + r.natsOutages))}`],
   ['resumes checked (read exactly the events after the checkpoint)', `${fmt(resumes.filter((c) => c.ok).length)} of ${fmt(resumes.length)}`],

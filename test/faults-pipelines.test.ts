@@ -1,7 +1,9 @@
 /**
  * Crash recovery of DECLARED pipelines on the real stack (issue 5; docs/pipelines.md "Delivery").
  * The shipped tutors (rolling 7/30/90 d, debounce, low_rating), bridge_ops (10 s windows, early
- * partials, percentiles, three alerts) and films (global window, scores) run in the engine while a
+ * partials, percentiles, three alerts), films (global window, scores), film_trending (1 d windows,
+ * trend against the day before) and interactions (1 m windows keyed by two tags, ratios, distinct
+ * users, ctr_drop) run in the engine while a
  * seeded workload, out of order and with late corrections (test/pipeline-faults-kit.ts), is
  * published and the engine is killed (-9) six times: at a random moment, right after a
  * checkpoint, with a checkpoint blocked on its flush (QuestDB paused), with one blocked on its KV
@@ -62,10 +64,17 @@ describe('declared pipelines under kill -9', () => {
     const now = Date.now();
     const prefix = 'fp-';
     const work = pipelinesWorkload({ seed: 11, prefix, end: now, tutors: TUTORS, days: 100, requests: 15 });
-    // the workload is what it claims: corrections for both, alerts that fire and resolve
+    // the workload is what it claims: corrections for each, alerts that fire and resolve
     const want = expected(work.events, prefix);
     expect(work.corrections.tutors).toBeGreaterThan(300);
     expect(work.corrections.bridge_ops).toBeGreaterThan(100);
+    expect(work.corrections.film_trending).toBeGreaterThan(200);
+    expect(work.corrections.interactions).toBeGreaterThan(150);
+    expect(want.interactions.alerts.map((a) => `${a.rule} ${a.key} ${a.state}`)).toEqual([`ctr_drop ${prefix}B|home firing`, `ctr_drop ${prefix}B|home resolved`]);
+    // late clicks create day rows after the next day's row, and change the next day's trend (which the engine must emit again)
+    const onTime = new Map(expected(eventsOf([...work.messages.filter((m) => !m.late), ...work.closers]), prefix).film_trending.rows.map((x) => [`${x.key} ${x.start}`, x]));
+    expect(want.film_trending.rows.filter((x) => !onTime.has(`${x.key} ${x.start}`)).length).toBeGreaterThan(10);
+    expect(want.film_trending.rows.filter((x) => onTime.has(`${x.key} ${x.start}`) && onTime.get(`${x.key} ${x.start}`)!.fields.trend_pct !== x.fields.trend_pct).length).toBeGreaterThan(30);
     for (const [rule, key] of [
       ['error_rate_high', `${prefix}bridge-2`],
       ['read_p95_slow', `${prefix}bridge-4`],
@@ -85,7 +94,7 @@ describe('declared pipelines under kill -9', () => {
     try {
       r = await pipelineFaultRound({ stack: ctx.stack, nc, pool: ctx.pool, engine, work, ledger, seed: 3, perSecond: 40, idPrefix: "fp", log, settleMs: 60_000 });
       log(
-        `round: ${r.messages} messages, ${Object.values(r.events).reduce((a, b) => a + b, 0)} events (corrections: ${r.corrections.tutors} tutors, ${r.corrections.bridge_ops} bridge_ops), ` +
+        `round: ${r.messages} messages, ${r.published} events (corrections: ${Object.entries(r.corrections).map(([p, n]) => `${n} ${p}`).join(', ')}), ` +
           `${r.crashes.length} kill -9, rows ${FAULT_PIPELINES.map((p) => `${p} ${r.diffs[p].rows.found}/${r.diffs[p].rows.expected}`).join(', ')}, ` +
           `alerts ${FAULT_PIPELINES.map((p) => `${p} ${r.diffs[p].alerts.found}/${r.diffs[p].alerts.expected}`).join(', ')}, peak RSS ${(engine.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ${r.seconds.toFixed(0)} s`,
       );
@@ -127,7 +136,7 @@ describe('declared pipelines under kill -9', () => {
         return s.lastSeq >= lastSeq ? s : undefined;
       }, 30_000, 100);
       expect(st.eventsThisRun).toBe(3 * TUTORS);
-      const all = eventsOf([...work.messages, work.closer, ...day]);
+      const all = eventsOf([...work.messages, ...work.closers, ...day]);
       const wantAll = expected(all, prefix);
       const newDayEnd = floorTo(ts, DAY) + DAY;
       const fresh = wantAll.tutors.rows.filter((x) => x.end >= newDayEnd);

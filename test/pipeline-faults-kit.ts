@@ -4,8 +4,10 @@
  * vitest.
  *
  * The shipped pipelines tutors (rolling 7/30/90 d of daily panes, debounce, an alert), bridge_ops
- * (10 s tumbling windows, early partials, DDSketch percentiles, three alerts) and films (a global
- * window with static scores) run in the engine from config/pipelines. One seeded workload per round,
+ * (10 s tumbling windows, early partials, DDSketch percentiles, three alerts), films (a global
+ * window with static scores), film_trending (1 d tumbling windows, a trend against the day before)
+ * and interactions (1 m tumbling windows keyed by two tags, ratios, distinct users, an alert) run
+ * in the engine from config/pipelines. One seeded workload per round,
  * built from their load generators (scripts/load/), is published while the engine is killed (-9)
  * at chosen moments, and the tables weir_p_<name> and weir_alerts are then compared row by row
  * with the brute-force oracle (test/shipped/oracle.ts, which never imports the engine).
@@ -20,7 +22,21 @@
  *   threshold come one or two windows late (10-30 s behind, within the 30 s lateness): the
  *   window has fired, the correction re-emits it, and the alert rules observe the same values
  *   again (write latencies feed no rule);
+ * - film_trending: of 10 % of the (film, day) pairs, 30 % of the clicks, and of 4 %, all of them
+ *   (the day's row first appears late, after the next day's row was emitted without a previous
+ *   day) are published right after the first half hour of the next day, which fired the day:
+ *   within the 1 h lateness, whatever the batches, since nothing later than that half hour came
+ *   before them. Each corrects the day's row and, through its trend, the next day's row, which the
+ *   engine must emit again. The last day gets none (nothing after it but the closer);
+ * - interactions: 30 % of the conversions come one minute late (within the 1 m lateness; they
+ *   feed no rule), and 10 % of the shown and clicked recommendations too, but only of keys that
+ *   never alert and in windows whose CTR stays at or above the resolve bound of ctr_drop with any
+ *   part of the late events in (the rule sees no transition whichever part a restart or a batch
+ *   lets in before the window fires, and the oracle sees none either);
  * - films: stale and tied updates of `last` from the generator (out of order by up to a minute).
+ *   film_click feeds films and film_trending: the films workload has no clicks of its own (clicks
+ *   at its stretch of time would take film_trending's watermark past the days of history); the
+ *   trending clicks are its clicks.
  * Everything else keeps the generators' order; the watermark follows event time only (no idle
  * advance), so no event is ever judged late.
  */
@@ -31,7 +47,9 @@ import type pg from 'pg';
 import { rng } from '../benchmarks/producer.js';
 import { BRIDGE_METRICS, bridgeEvents } from '../scripts/load/bridge_ops.js';
 import { DAY, MINUTE, SECOND, floorTo, type LoadEvent } from '../scripts/load/common.js';
-import { FILM_METRICS, filmsEvents } from '../scripts/load/films.js';
+import { trendingEvents } from '../scripts/load/film_trending.js';
+import { filmsEvents } from '../scripts/load/films.js';
+import { INTERACTION_METRICS, interactionsEvents } from '../scripts/load/interactions.js';
 import { TUTOR_METRICS, tutorsHistory } from '../scripts/load/tutors.js';
 import type { Stack } from '../scripts/stack.js';
 import { checkRecorder, type Check, type EngineUnderTest } from './faults-kit.js';
@@ -40,25 +58,42 @@ import {
   aggregateColumns,
   alertTransitions,
   globalRows,
+  keyed,
   loadDecl,
   rollingRowsInStreamOrder,
   rowDiff,
   scores,
   tolerance,
   tumblingRows,
+  withTrend,
   type Decl,
   type Ev,
   type Row,
   type Transition,
 } from './shipped/oracle.js';
 
-export const FAULT_PIPELINES = ['tutors', 'bridge_ops', 'films'] as const;
+export const FAULT_PIPELINES = ['tutors', 'bridge_ops', 'films', 'film_trending', 'interactions'] as const;
 export type FaultPipeline = (typeof FAULT_PIPELINES)[number];
 
-const METRICS: Record<FaultPipeline, readonly string[]> = { tutors: TUTOR_METRICS, bridge_ops: BRIDGE_METRICS, films: FILM_METRICS };
+/** A record with one entry per pipeline. */
+export const perPipeline = <T>(f: (p: FaultPipeline) => T): Record<FaultPipeline, T> => Object.fromEntries(FAULT_PIPELINES.map((p) => [p, f(p)])) as Record<FaultPipeline, T>;
+
+let declsRead: Record<FaultPipeline, Decl> | undefined;
+/** The pipelines' declarations (config/pipelines, read by the oracle's own parser). */
+export const decls = (): Record<FaultPipeline, Decl> => (declsRead ??= perPipeline(loadDecl));
+
+/** The pipelines that read a metric (film_click feeds films and film_trending). */
+export function readersOf(metric: string): FaultPipeline[] {
+  const out = FAULT_PIPELINES.filter((p) => decls()[p].metrics.includes(metric) || decls()[p].metrics.includes('*'));
+  if (out.length === 0) throw new Error(`pipeline faults: no pipeline under test reads the metric ${metric}`);
+  return out;
+}
+
+/** The keys of the closers' own windows (they never fire: their rows are partials, and no rule observes them). */
+export const closerKeys = (prefix: string) => ({ bridge_ops: `${prefix}closer`, film_trending: `${prefix}film-closer`, interactions: `${prefix}closer|closer` });
 
 /**
- * The engine's config: the three pipelines from config/pipelines, checkpoints every 500 ms (so
+ * The engine's config: the five pipelines from config/pipelines, checkpoints every 500 ms (so
  * that kills land before, after and during them), a watermark that follows event time only. The
  * default pipeline reads every event too; with its default 30 s lateness it would publish each of
  * the tutors' historic events on weir.late one by one, hence 120 days.
@@ -79,20 +114,29 @@ export const CHECKPOINT_INTERVAL_MS = 500;
 export interface PMsg {
   subject: string;
   body: string;
+  /** The workload it belongs to. */
   pipeline: FaultPipeline;
+  /** Every pipeline that reads its subject. */
+  readers: FaultPipeline[];
   events: number;
+  /** Only late events (film_trending, interactions: the messages of the day or minute before). */
+  late?: true;
 }
 
 export interface PipelinesWorkload {
   prefix: string;
-  /** In publish order (the three pipelines interleaved), without the closer. */
+  /** In publish order (the five pipelines interleaved), without the closers. */
   messages: PMsg[];
-  /** Last: a bridge_ops event 40 s past its last window, so that every window fires. */
-  closer: PMsg;
-  /** Each pipeline's events in stream order, the closer included. */
+  /**
+   * Last, one event past the last window of each tumbling pipeline, so that every window fires:
+   * bridge_ops 40 s past its last window, film_trending 10 s past its last day, interactions 30 s
+   * past its last minute.
+   */
+  closers: PMsg[];
+  /** Each pipeline's events in stream order, the closers included (film_click: films and film_trending). */
   events: Record<FaultPipeline, Ev[]>;
   /** Events published out of order past their pipeline's watermark (corrections). */
-  corrections: Record<'tutors' | 'bridge_ops', number>;
+  corrections: Record<'tutors' | 'bridge_ops' | 'film_trending' | 'interactions', number>;
 }
 
 export interface WorkloadOptions {
@@ -106,12 +150,17 @@ export interface WorkloadOptions {
   days?: number;
   /** bridge_ops: mean requests per instance and 10 s window (default 20). */
   requests?: number;
+  /** film_trending: mean clicks per film and day (default 8; 80 films, 8 days). */
+  clicks?: number;
+  /** interactions: mean recommendations shown per (variant, source) and minute (default 60; 12 minutes). */
+  shown?: number;
 }
 
 const toMsg = (pipeline: FaultPipeline, metric: string, events: LoadEvent[]): PMsg => ({
   subject: `weir.events.${metric}`,
   body: JSON.stringify(events.map(({ metric: _m, ...e }) => e)),
   pipeline,
+  readers: readersOf(metric),
   events: events.length,
 });
 
@@ -193,11 +242,11 @@ export function pipelinesWorkload(o: WorkloadOptions): PipelinesWorkload {
     bridgeCorrections++;
     return rand() < 0.6 ? 1 : 2;
   }, 100);
-  const closerEv: LoadEvent = { metric: 'bridge_request', key: `${o.prefix}closer`, ts: bridgeEnd + 40 * SECOND, value: 1 };
+  const closerEv: LoadEvent = { metric: 'bridge_request', key: closerKeys(o.prefix).bridge_ops, ts: bridgeEnd + 40 * SECOND, value: 1 };
   const closer = toMsg('bridge_ops', 'bridge_request', [closerEv]);
 
-  // films: runs of one metric, at most 50 events a message
-  const films = filmsEvents({ seed: o.seed + 2, films: 80, updates: 500, clicks: 600, start: bridgeEnd - 10 * MINUTE, end: bridgeEnd }).map(rename);
+  // films: runs of one metric, at most 50 events a message; no clicks (film_trending's are its clicks)
+  const films = filmsEvents({ seed: o.seed + 2, films: 80, updates: 500, clicks: 0, start: bridgeEnd - 10 * MINUTE, end: bridgeEnd }).map(rename);
   const filmMsgs: PMsg[] = [];
   for (let i = 0; i < films.length; ) {
     let j = i + 1;
@@ -206,22 +255,122 @@ export function pipelinesWorkload(o: WorkloadOptions): PipelinesWorkload {
     i = j;
   }
 
-  const messages = interleave([tutors, bridgeMsgs, filmMsgs]);
+  // film_trending: 8 days of clicks of the same 80 films, the last day ending at the start of the
+  // UTC day of `end`. Each day: its first half hour, then the late clicks of the day before, then
+  // the rest of the day (at most 400 clicks a message).
+  const today = floorTo(o.end, DAY);
+  const trendingDays = 8;
+  const fate = new Map<string, 'none' | 'some' | 'all'>();
+  const onTime = new Map<number, LoadEvent[]>();
+  const lateIn = new Map<number, LoadEvent[]>();
+  const push = (m: Map<number, LoadEvent[]>, day: number, e: LoadEvent, at?: number) => {
+    let l = m.get(day);
+    if (!l) m.set(day, (l = []));
+    l.splice(at ?? l.length, 0, e);
+  };
+  for (const e of trendingEvents({ seed: o.seed + 3, end: o.end, films: 80, days: trendingDays, meanClicks: o.clicks ?? 8 }).map(rename)) {
+    const day = floorTo(e.ts, DAY);
+    const id = `${e.key}|${day}`;
+    let f = fate.get(id);
+    if (f === undefined) {
+      const r = rand();
+      fate.set(id, (f = day + DAY >= today ? 'none' : r < 0.04 ? 'all' : r < 0.14 ? 'some' : 'none'));
+    }
+    if (f === 'all' || (f === 'some' && rand() < 0.3)) {
+      const l = lateIn.get(day + DAY) ?? [];
+      push(lateIn, day + DAY, e, Math.floor(rand() * (l.length + 1)));
+    } else push(onTime, day, e);
+  }
+  let trendingCorrections = 0;
+  const trendingMsgs: PMsg[] = [];
+  const chunks = (events: LoadEvent[], max: number, late = false) => {
+    for (let i = 0; i < events.length; i += max) trendingMsgs.push({ ...toMsg('film_trending', 'film_click', events.slice(i, i + max)), ...(late ? { late: true as const } : {}) });
+  };
+  for (let day = today - trendingDays * DAY; day < today; day += DAY) {
+    const list = onTime.get(day) ?? [];
+    const cut = list.findIndex((e) => e.ts >= day + 30 * MINUTE);
+    const head = cut < 0 ? list : list.slice(0, cut);
+    const late = lateIn.get(day) ?? [];
+    chunks(head, 400);
+    chunks(late, 400, true);
+    chunks(cut < 0 ? [] : list.slice(cut), 400);
+    // past the day before's watermark (maxOutOfOrderness 2 s) only if the head reached past it
+    if (head.some((e) => e.ts >= day + 2 * SECOND)) trendingCorrections += late.length;
+  }
+  const trendingCloser = toMsg('film_trending', 'film_click', [{ metric: 'film_click', key: closerKeys(o.prefix).film_trending, ts: today + 10 * SECOND, value: 1 }]);
+
+  // interactions: 12 minutes before bridge_ops's end, the variant tag prefixed (the key is
+  // "<variant>|<source>"). Each minute: one message per metric (at most 400 events), then the
+  // late events of the minute before, the same way; the last minute has none.
+  const interDecl = loadDecl('interactions');
+  for (const a of interDecl.alerts) if (a.field !== 'ctr') throw new Error(`pipeline faults: the interactions workload expects rules over ctr only, ${a.name} watches ${a.field}`);
+  const inter = interactionsEvents({ seed: o.seed + 4, end: bridgeEnd, shown: o.shown ?? 60 }).map((e) => ({ ...rename(e), tags: { ...e.tags, variant: o.prefix + e.tags!.variant } }));
+  const interUntil = floorTo(bridgeEnd, MINUTE);
+  const interRows = tumblingRows(interDecl, inter);
+  const alerting = new Set(alertTransitions(interDecl.alerts, interRows).map((t) => t.key));
+  const ctrFeeds = new Set(['rec_shown', 'rec_clicked']);
+  const lateInter = new Set<LoadEvent>();
+  const keyOf = new Map(keyed(interDecl, inter).map((x) => [x.e as LoadEvent, x.key]));
+  for (const e of inter) {
+    const key = keyOf.get(e);
+    if (floorTo(e.ts, MINUTE) + MINUTE >= interUntil) continue;
+    if (e.metric === 'rec_converted' ? rand() < 0.3 : ctrFeeds.has(e.metric) && (key === undefined || !alerting.has(key)) && rand() < 0.1) lateInter.add(e);
+  }
+  // A window fires with its on-time events and any part of its late ones: its CTR lies between
+  // (on-time clicks / all shown) and (all clicks / on-time shown). Where that range reaches a
+  // bound of a rule, its shown and clicked events all come on time.
+  const span = new Map<string, { shown: number; shownOn: number; clicks: number; clicksOn: number }>();
+  const windowOf = (e: LoadEvent) => `${keyOf.get(e)}|${floorTo(e.ts, MINUTE)}`;
+  for (const e of inter) {
+    if (!ctrFeeds.has(e.metric) || keyOf.get(e) === undefined) continue;
+    const id = windowOf(e);
+    let w = span.get(id);
+    if (!w) span.set(id, (w = { shown: 0, shownOn: 0, clicks: 0, clicksOn: 0 }));
+    const on = lateInter.has(e) ? 0 : 1;
+    if (e.metric === 'rec_shown') (w.shown++, (w.shownOn += on));
+    else (w.clicks++, (w.clicksOn += on));
+  }
+  const clear = (v: number | null) => v === null || interDecl.alerts.every((a) => !holds(a.op, v, a.threshold) && !holds(a.op, v, a.resolve));
+  for (const e of [...lateInter]) {
+    if (!ctrFeeds.has(e.metric) || keyOf.get(e) === undefined) continue;
+    const w = span.get(windowOf(e))!;
+    if (!(clear(w.shown ? w.clicksOn / w.shown : null) && clear(w.shownOn ? w.clicks / w.shownOn : null))) lateInter.delete(e);
+  }
+  const minutes = new Map<number, { onTime: LoadEvent[]; late: LoadEvent[] }>();
+  for (const e of inter) {
+    const late = lateInter.has(e);
+    const b = floorTo(e.ts, MINUTE) + (late ? MINUTE : 0);
+    let m = minutes.get(b);
+    if (!m) minutes.set(b, (m = { onTime: [], late: [] }));
+    (late ? m.late : m.onTime).push(e);
+  }
+  const interMsgs: PMsg[] = [];
+  for (const b of [...minutes.keys()].sort((x, y) => x - y))
+    for (const part of ['onTime', 'late'] as const)
+      for (const metric of INTERACTION_METRICS) {
+        const l = minutes.get(b)![part].filter((e) => e.metric === metric);
+        for (let i = 0; i < l.length; i += 400) interMsgs.push({ ...toMsg('interactions', metric, l.slice(i, i + 400)), ...(part === 'late' ? { late: true as const } : {}) });
+      }
+  const interCloser = toMsg('interactions', 'rec_shown', [{ metric: 'rec_shown', key: 'closer', ts: interUntil + 30 * SECOND, value: 1, tags: { variant: `${o.prefix}closer`, source: 'closer', user: 'u0000' } }]);
+
+  const messages = interleave([tutors, bridgeMsgs, filmMsgs, trendingMsgs, interMsgs]);
+  const closers = [closer, trendingCloser, interCloser];
   return {
     prefix: o.prefix,
     messages,
-    closer,
-    events: eventsOf([...messages, closer]),
-    corrections: { tutors: tutorCorrections, bridge_ops: bridgeCorrections },
+    closers,
+    events: eventsOf([...messages, ...closers]),
+    corrections: { tutors: tutorCorrections, bridge_ops: bridgeCorrections, film_trending: trendingCorrections, interactions: [...lateInter].filter((e) => keyOf.has(e)).length },
   };
 }
 
-/** Each pipeline's events in the order of `messages`. */
+/** Each pipeline's events in the order of `messages` (a message goes to every pipeline that reads its subject). */
 export function eventsOf(messages: readonly PMsg[]): Record<FaultPipeline, Ev[]> {
-  const out: Record<FaultPipeline, Ev[]> = { tutors: [], bridge_ops: [], films: [] };
+  const out = perPipeline<Ev[]>(() => []);
   for (const m of messages) {
     const metric = m.subject.slice('weir.events.'.length);
-    for (const e of JSON.parse(m.body) as Omit<Ev, 'metric'>[]) out[m.pipeline].push({ metric, ...e });
+    const events = (JSON.parse(m.body) as Omit<Ev, 'metric'>[]).map((e) => ({ metric, ...e }));
+    for (const p of m.readers) out[p].push(...events);
   }
   return out;
 }
@@ -252,9 +401,13 @@ export function expected(events: Record<FaultPipeline, Ev[]>, prefix: string): R
   const tutors = loadDecl('tutors');
   const bridge = loadDecl('bridge_ops');
   const films = loadDecl('films');
+  const trending = loadDecl('film_trending');
+  const inter = loadDecl('interactions');
   const tutorRows = rollingRowsInStreamOrder(tutors, events.tutors);
   const bridgeRows = tumblingRows(bridge, events.bridge_ops);
-  const closer = `${prefix}closer`;
+  const closers = closerKeys(prefix);
+  const closer = closers.bridge_ops;
+  const interRows = tumblingRows(inter, events.interactions);
   const filmRows = globalRows(films, events.films).map((r) => ({ ...r, fields: { ...r.fields, ...scores(films, r.fields) } }));
   return {
     tutors: { decl: tutors, rows: tutorRows, alerts: alertTransitions(tutors.alerts, tutorRows), columns: aggregateColumns(tutors), final: () => undefined },
@@ -272,6 +425,21 @@ export function expected(events: Record<FaultPipeline, Ev[]>, prefix: string): R
       alerts: [],
       columns: [...aggregateColumns(films), ...Object.keys(films.score!.components), ...Object.keys(films.score!.profiles)],
       final: () => true,
+    },
+    film_trending: {
+      decl: trending,
+      // each day's trend against the final row of the day before, whatever order they came in
+      rows: withTrend(trending, tumblingRows(trending, events.film_trending)),
+      alerts: [],
+      columns: [...aggregateColumns(trending), 'trend_pct', 'trend_dir'],
+      final: (r) => (r.key === closers.film_trending ? undefined : true),
+    },
+    interactions: {
+      decl: inter,
+      rows: interRows,
+      alerts: alertTransitions(inter.alerts, interRows.filter((r) => r.key !== closers.interactions)),
+      columns: aggregateColumns(inter),
+      final: (r) => (r.key === closers.interactions ? undefined : true),
     },
   };
 }
@@ -408,6 +576,8 @@ export interface PStatus {
   lastSeq: number;
   caughtUp: boolean;
   late: number;
+  /** Events skipped by reason (no_key_tag, where), over every incarnation (they are in the state). */
+  skipped: Record<string, number>;
   checkpointSeq: number;
   checkpoints: number;
   checkpointFailures: number;
@@ -432,14 +602,14 @@ export async function statuses(nc: NatsConnection, timeoutMs = 30_000): Promise<
 
 /** What each stream sequence holds: the pipeline its subject feeds and its events. */
 export class Ledger {
-  private readonly bySeq = new Map<number, { pipeline: FaultPipeline; events: number }>();
+  private readonly bySeq = new Map<number, { readers: FaultPipeline[]; events: number }>();
   add(seq: number, m: PMsg): void {
-    this.bySeq.set(seq, { pipeline: m.pipeline, events: m.events });
+    this.bySeq.set(seq, { readers: m.readers, events: m.events });
   }
-  /** Events of `pipeline` in the stream sequences (from, to]. */
+  /** Events `pipeline` reads in the stream sequences (from, to]. */
   eventsIn(pipeline: FaultPipeline, from: number, to: number): number {
     let n = 0;
-    for (const [seq, m] of this.bySeq) if (seq > from && seq <= to && m.pipeline === pipeline) n += m.events;
+    for (const [seq, m] of this.bySeq) if (seq > from && seq <= to && m.readers.includes(pipeline)) n += m.events;
     return n;
   }
   /** The highest stream sequence recorded. */
@@ -448,10 +618,10 @@ export class Ledger {
     for (const seq of this.bySeq.keys()) if (seq > s) s = seq;
     return s;
   }
-  /** The last stream sequence of `pipeline`'s messages (0: none). */
+  /** The last stream sequence of the messages `pipeline` reads (0: none). */
   lastSeq(pipeline: FaultPipeline): number {
     let s = 0;
-    for (const [seq, m] of this.bySeq) if (m.pipeline === pipeline && seq > s) s = seq;
+    for (const [seq, m] of this.bySeq) if (m.readers.includes(pipeline) && seq > s) s = seq;
     return s;
   }
 }
@@ -542,6 +712,9 @@ export interface PRoundOptions {
 
 export interface PRoundReport {
   messages: number;
+  /** Events published (a film_click once, though two pipelines read it). */
+  published: number;
+  /** Events each pipeline read. */
   events: Record<FaultPipeline, number>;
   corrections: PipelinesWorkload['corrections'];
   crashes: CrashRecord[];
@@ -569,8 +742,9 @@ export interface PRoundReport {
  *   7. 0-1 s after a restart, while the engine catches up.
  * Before each kill, every pipeline's current incarnation must have read exactly the events after
  * the checkpoint it started from (eventsThisRun against the ledger), from a checkpoint no older
- * than the last one recorded before the previous kill. Then the closer, and every row of the
- * three tables and of weir_alerts is compared with the oracle.
+ * than the last one recorded before the previous kill. Then the closers, and every row of the
+ * five tables and of weir_alerts is compared with the oracle, and each pipeline's skip counter
+ * (events without a tag its key needs: interactions) with the count of such events.
  */
 export async function pipelineFaultRound(o: PRoundOptions): Promise<PRoundReport> {
   const t0 = Date.now();
@@ -594,7 +768,7 @@ export async function pipelineFaultRound(o: PRoundOptions): Promise<PRoundReport
   let questdbOutages = 0;
   let natsOutages = 0;
   /** Per pipeline, the last checkpoint known to be recorded: no later incarnation may start before it. */
-  const floor: Record<FaultPipeline, number> = { tutors: 0, bridge_ops: 0, films: 0 };
+  const floor = perPipeline(() => 0);
 
   /** The current incarnation read exactly what followed its checkpoint, which is no older than `floor`. */
   const checkIncarnation = async (st: Record<FaultPipeline, PStatus>, when: string) => {
@@ -626,7 +800,7 @@ export async function pipelineFaultRound(o: PRoundOptions): Promise<PRoundReport
     for (const p of FAULT_PIPELINES) floor[p] = Math.max(floor[p], rec.before[p]!.checkpointSeq);
     await o.engine.crashAndRestart();
     const after = await statuses(o.nc);
-    rec.restoredFrom = { tutors: after.tutors.restoredFrom, bridge_ops: after.bridge_ops.restoredFrom, films: after.films.restoredFrom };
+    rec.restoredFrom = perPipeline((p) => after[p].restoredFrom);
     crashes.push(rec);
     return { rec, after };
   };
@@ -765,8 +939,8 @@ export async function pipelineFaultRound(o: PRoundOptions): Promise<PRoundReport
         closerSeen.push(`${new Date().toISOString().slice(11, 23)} ${m.string()}`);
       },
     });
-    await pub.publishOne(o.work.closer, `${o.idPrefix}:closer`);
-    o.log(`all ${n} messages and the closer published (${pub.retries} retried publishes); waiting for the rows`);
+    for (const [i, c] of o.work.closers.entries()) await pub.publishOne(c, `${o.idPrefix}:closer${i === 0 ? '' : i}`);
+    o.log(`all ${n} messages and the closers published (${pub.retries} retried publishes); waiting for the rows`);
   } catch (err) {
     pub.stop();
     throw err;
@@ -796,10 +970,15 @@ export async function pipelineFaultRound(o: PRoundOptions): Promise<PRoundReport
     const { rows, alerts } = diffs[p];
     check(`${p}: rows equal the oracle`, diffClean(rows), `${rows.found}/${rows.expected} rows; lost ${rows.lost.length}, duplicated ${rows.duplicated.length}, wrong ${rows.wrong.length}, extra ${rows.extra.length}: ${[...rows.lost, ...rows.duplicated, ...rows.wrong, ...rows.extra].slice(0, 5).join('; ')}`);
     check(`${p}: weir_alerts equal the oracle`, diffClean(alerts), `${alerts.found}/${alerts.expected} transitions; lost ${alerts.lost.length}, duplicated ${alerts.duplicated.length}, wrong ${alerts.wrong.length}, extra ${alerts.extra.length}: ${[...alerts.lost, ...alerts.duplicated, ...alerts.wrong, ...alerts.extra].slice(0, 5).join('; ')}`);
+    // skip counters live in the state: over all incarnations, each skipped event counted once
+    const skipped = Object.values(last[p].skipped ?? {}).reduce((a, b) => a + b, 0);
+    const unkeyed = o.work.events[p].length - keyed(want[p].decl, o.work.events[p]).length;
+    check(`${p}: skipped exactly the events without a key`, skipped === unkeyed, `skipped ${JSON.stringify(last[p].skipped)}, events without a key ${unkeyed}`);
   }
   return {
-    messages: n + 1,
-    events: { tutors: o.work.events.tutors.length, bridge_ops: o.work.events.bridge_ops.length, films: o.work.events.films.length },
+    messages: n + o.work.closers.length,
+    published: [...messages, ...o.work.closers].reduce((a, m) => a + m.events, 0),
+    events: perPipeline((p) => o.work.events[p].length),
     corrections: o.work.corrections,
     crashes,
     questdbOutages,
