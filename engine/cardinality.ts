@@ -1,6 +1,7 @@
 /**
- * The cardinality bound of the default pipeline (limits.maxSeriesPerWindow): at most N distinct
- * keys of one metric in one window. The engine's state is per (metric, key, window) until the
+ * The cardinality bounds of the default pipeline: at most limits.maxSeriesPerWindow distinct keys
+ * of one metric in one window, and at most limits.maxSeriesTotal (metric, key) series over all
+ * metrics in one window (else 10^6 metrics of one key each would pass the first). The engine's state is per (metric, key, window) until the
  * window is final, so without a bound a burst of distinct keys (10^6 in one message burst) grows
  * memory without limit; with it, an event that would open series N + 1 is dead-lettered with a
  * reason and the series already open go on.
@@ -31,18 +32,23 @@ export interface DecisionWindow {
 
 /** Why events of a window were refused: one object per full window, shared by all its refusals (a burst refuses them by the hundred thousand). */
 export interface SeriesRefusal {
+  /** The metric whose window is full; for the total bound, the first metric refused in it. */
   metric: string;
   window: string;
   start: number;
   max: number;
+  /** 'metric': limits.maxSeriesPerWindow (one metric's keys); 'total': limits.maxSeriesTotal (every metric's keys in the window). */
+  bound: 'metric' | 'total';
 }
 
 /** The reason a refused event's dead letter carries. */
-export function refusalReason(r: SeriesRefusal, key: string): string {
-  return (
-    `cardinality: metric "${r.metric}" already has ${r.max} open series in window ${r.window} starting ${iso(r.start)} ` +
-    `(limits.maxSeriesPerWindow ${r.max}); key ${JSON.stringify(key.length > 64 ? key.slice(0, 64) + '…' : key)} would be a new one`
-  );
+export function refusalReason(r: SeriesRefusal, key: string, metric = r.metric): string {
+  const k = JSON.stringify(key.length > 64 ? key.slice(0, 64) + '…' : key);
+  return r.bound === 'metric'
+    ? `cardinality: metric "${r.metric}" already has ${r.max} open series in window ${r.window} starting ${iso(r.start)} ` +
+        `(limits.maxSeriesPerWindow ${r.max}); key ${k} would be a new one`
+    : `cardinality: window ${r.window} starting ${iso(r.start)} already has ${r.max} open series over all metrics ` +
+        `(limits.maxSeriesTotal ${r.max}); metric "${metric}" key ${k} would be a new one`;
 }
 
 interface OpenWindow {
@@ -50,15 +56,29 @@ interface OpenWindow {
   refusal: SeriesRefusal | null;
 }
 
+/** Every metric's keys of one window (name, start): the total bound. */
+interface WindowTotal {
+  keys: number;
+  refusal: SeriesRefusal | null;
+}
+
 export class SeriesBudget {
   /** final -> (metric \u0001 window \u0001 start) -> keys admitted. Keyed by final so that dropping final windows walks the few open ones. */
   private readonly open = new Map<number, Map<string, OpenWindow>>();
+  /** final -> (window \u0001 start) -> keys admitted over all metrics. */
+  private readonly totals = new Map<number, Map<string, WindowTotal>>();
   private keys = 0;
   /** Events refused so far. */
   rejected = 0;
 
-  /** `max` 0 turns the bound off. */
-  constructor(readonly max: number) {}
+  /**
+   * `max`: keys of one metric in one window; `maxTotal`: keys of all metrics in one window (10^6
+   * metrics of one key each pass the first bound). 0 turns a bound off.
+   */
+  constructor(
+    readonly max: number,
+    readonly maxTotal = 0,
+  ) {}
 
   /**
    * Admits the event's key into its decision window (null), or returns why not: the window
@@ -66,16 +86,28 @@ export class SeriesBudget {
    * admitted.
    */
   admit(metric: string, key: string, w: DecisionWindow): SeriesRefusal | null {
-    if (this.max <= 0) return null;
+    if (this.max <= 0 && this.maxTotal <= 0) return null;
     let byId = this.open.get(w.final);
     if (!byId) this.open.set(w.final, (byId = new Map()));
     const id = `${metric}\u0001${w.name}\u0001${w.start}`;
     let ow = byId.get(id);
     if (!ow) byId.set(id, (ow = { keys: new Set(), refusal: null }));
     if (ow.keys.has(key)) return null;
-    if (ow.keys.size >= this.max) {
+    if (this.max > 0 && ow.keys.size >= this.max) {
       this.rejected++;
-      return (ow.refusal ??= { metric, window: w.name, start: w.start, max: this.max });
+      return (ow.refusal ??= { metric, window: w.name, start: w.start, max: this.max, bound: 'metric' });
+    }
+    if (this.maxTotal > 0) {
+      let byWindow = this.totals.get(w.final);
+      if (!byWindow) this.totals.set(w.final, (byWindow = new Map()));
+      const wid = `${w.name}\u0001${w.start}`;
+      let total = byWindow.get(wid);
+      if (!total) byWindow.set(wid, (total = { keys: 0, refusal: null }));
+      if (total.keys >= this.maxTotal) {
+        this.rejected++;
+        return (total.refusal ??= { metric, window: w.name, start: w.start, max: this.maxTotal, bound: 'total' });
+      }
+      total.keys++;
     }
     ow.keys.add(key);
     this.keys++;
@@ -89,6 +121,7 @@ export class SeriesBudget {
       for (const ow of byId.values()) this.keys -= ow.keys.size;
       this.open.delete(final);
     }
+    for (const final of this.totals.keys()) if (final <= wm) this.totals.delete(final);
   }
 
   /** Keys held over all open decision windows (the gauge weir_open_series). */

@@ -74,6 +74,11 @@ export const configSchema = z
          * dead-lettered with a reason, the series already open go on. 0 turns the bound off.
          */
         maxSeriesPerWindow: z.number().int().nonnegative().default(100_000),
+        /**
+         * Distinct (metric, key) series over all metrics in one window of the default pipeline:
+         * the same refusal once a window holds this many, whatever the metric. 0 turns it off.
+         */
+        maxSeriesTotal: z.number().int().nonnegative().default(200_000),
       })
       .prefault({}),
     workers: z.number().int().min(1).max(256).default(Math.max(1, os.availableParallelism())),

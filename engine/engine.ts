@@ -241,7 +241,7 @@ export class Engine {
     };
     this.limits = { ...config.limits, maxFutureMs: config.pipeline.maxFuture };
     this.maxWindowMs = Math.max(...config.pipeline.windows.map((w) => w.size));
-    this.series = new SeriesBudget(config.limits.maxSeriesPerWindow);
+    this.series = new SeriesBudget(config.limits.maxSeriesPerWindow, config.limits.maxSeriesTotal);
   }
 
   get natsConnection(): NatsConnection {
@@ -891,7 +891,7 @@ export class Engine {
       subject = `weir.dlq.${src.metric}`;
       if (d.kind === 1) {
         data = JSON.stringify(d.tags === undefined ? { key: d.key, value: d.value, ts: d.ts } : { key: d.key, value: d.value, ts: d.ts, tags: d.tags });
-        reason = `${refusalReason(d.refusal!, d.key)} at index ${d.index} (subject ${src.subject})`;
+        reason = `${refusalReason(d.refusal!, d.key, src.metric)} at index ${d.index} (subject ${src.subject})`;
       } else {
         data = d.raw!;
         reason = d.reason!;

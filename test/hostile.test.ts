@@ -30,12 +30,13 @@ import { expectGoodAnswer, GET_ROUTES, namesOf, queryString, REQUIRED } from '..
 
 const MAX_PAYLOAD = 600_000; // a burst message of 10,000 events is ~480 KB
 const MAX_SERIES = 4_000;
+const MAX_TOTAL = 6_000; // limits.maxSeriesTotal: every metric's series in one window
 const FETCH_MAX_BYTES = 8 * 1024 * 1024; // the default fetch.maxBytes
 const CONFIG = {
   workers: 2,
   // The watermark follows event time only: the rows are a function of the stream.
   pipeline: { idleTimeout: '1h' },
-  limits: { maxPayloadBytes: MAX_PAYLOAD, maxSeriesPerWindow: MAX_SERIES },
+  limits: { maxPayloadBytes: MAX_PAYLOAD, maxSeriesPerWindow: MAX_SERIES, maxSeriesTotal: MAX_TOTAL },
 };
 const BURST_KEYS = Number(process.env.HOSTILE_KEYS ?? 200_000);
 
@@ -326,6 +327,47 @@ describe('hostile input on the real stack', () => {
     expect(await waitFor('the refusals stored', async () => ((await stored()) >= KEYS - MAX_SERIES ? stored() : undefined), 60_000, 500)).toBe(KEYS - MAX_SERIES);
     expect((await engine.readyz()).status).toBe(200);
   }, 180_000);
+
+  it(`${MAX_TOTAL + 2_000} metrics of one key each against limits.maxSeriesTotal ${MAX_TOTAL}: the per-metric bound never fires, the total does, in stream order; a good series opened first is unaffected`, async () => {
+    // After the crash test's sentinel (t1 + 300 s): a new minute.
+    const t2 = base + 18 * 60_000;
+    const METRICS = MAX_TOTAL + 2_000;
+    const good: Ev[] = Array.from({ length: 10 }, (_, i) => ({ metric: 'many_good', key: `g${i}`, ts: t2 + i * 700, value: i * 3 }));
+    const before = await engine.metrics();
+    const pub = new Publisher(ctx.nc, 'many');
+    await pub.publishOne({ subject: 'weir.events.many_good', body: JSON.stringify(good.map(({ key, ts, value }) => ({ key, ts, value }))) }, 'many:good');
+    // One message per metric (a metric is its subject), in order: concurrency 1 keeps stream order.
+    await pub.run(Array.from({ length: METRICS }, (_, i) => ({ subject: `weir.events.many_${i}`, body: JSON.stringify({ key: 'k', value: i % 100, ts: t2 + (i % 9_000) }) })), Infinity, 1);
+    await pub.publishOne({ subject: 'weir.events.many_sentinel', body: JSON.stringify({ key: 's', value: 1, ts: t2 + 300_000 }) }, 'many:sentinel');
+    const refusedWant = METRICS - (MAX_TOTAL - good.length);
+    const m = await waitFor('every event accepted or refused', async () => {
+      const x = await engine.metrics();
+      return x.weir_events_accepted_total - before.weir_events_accepted_total + (x.weir_events_dead_lettered_total - before.weir_events_dead_lettered_total) >= METRICS + good.length + 1 ? x : undefined;
+    }, 120_000, 500);
+    expect(m.weir_events_cardinality_rejected_total - before.weir_events_cardinality_rejected_total).toBe(refusedWant);
+    expect(m.weir_events_dead_lettered_total - before.weir_events_dead_lettered_total).toBe(refusedWant);
+    const diff = await awaitRowsAndDiff(ctx.pool, good, ['many_good'], log, 120_000);
+    expect(diff.lost, 'good rows lost').toEqual([]);
+    expect(diff.wrong).toEqual([]);
+    expect(diff.extra).toEqual([]);
+    expect(diff.duplicated).toEqual([]);
+    // Stream order decides: the first MAX_TOTAL − 10 metrics have their row, no other.
+    const metrics = await waitFor('the rows of the admitted metrics', async () => {
+      const r = await ctx.pool.query(`SELECT metric FROM weir_agg_1m WHERE metric LIKE 'many_%' AND metric != 'many_good' AND metric != 'many_sentinel' AND ts = $1`, [new Date(t2)]);
+      return r.rows.length >= MAX_TOTAL - good.length ? r.rows.map((x) => x.metric as string) : undefined;
+    }, 90_000, 500);
+    expect(new Set(metrics)).toEqual(new Set(Array.from({ length: MAX_TOTAL - good.length }, (_, i) => `many_${i}`)));
+    expect(metrics).toHaveLength(MAX_TOTAL - good.length);
+    // The first refusal, stored with its reason.
+    const first = MAX_TOTAL - good.length;
+    const c = await jetstream(ctx.nc).consumers.get('WEIR_DEADLETTER', { filter_subjects: [`weir.dlq.many_${first}`] });
+    const dl = await c.next({ expires: 10_000 });
+    await c.delete().catch(() => undefined);
+    expect(dl?.headers?.get('Weir-Reason')).toMatch(
+      new RegExp(`^cardinality: window 1m starting .* already has ${MAX_TOTAL} open series over all metrics \\(limits\\.maxSeriesTotal ${MAX_TOTAL}\\); metric "many_${first}" key "k" would be a new one at index 0 \\(subject weir\\.events\\.many_${first}\\)$`),
+    );
+    expect((await engine.readyz()).status).toBe(200);
+  }, 240_000);
 
   it('a flush of more rows than fit in one ILP request (the 100 MiB client buffer) reaches QuestDB whole', async () => {
     // The bug: every fired row went in one request; past max_buf_size the flush failed, forever.
