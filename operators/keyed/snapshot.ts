@@ -125,6 +125,9 @@ export class SnapshotReader {
   /** A number as encodeNum writes it (any double, NaN and ±Infinity included). */
   number(v: unknown, where: string): number {
     if (v === '-0') return -0;
+    // A JSON literal past the double range (1e999) parses as ±Infinity: refuse it here, with this
+    // snapshot's name (decodeNumber would say "window snapshot: … got null").
+    if (typeof v === 'number' && !Number.isFinite(v)) this.fail(`${where} must be a number, got a literal past the double range (parsed as ${v})`);
     if (typeof v === 'number' || v === 'Infinity' || v === '-Infinity' || v === 'NaN') return decodeNumber(v, where);
     this.fail(`${where} must be a number, got ${JSON.stringify(v)}`);
   }
