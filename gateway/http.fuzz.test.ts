@@ -92,6 +92,9 @@ describe('gateway HTTP fuzz (stand-in backends that always answer)', () => {
       ['/v1/series?metric=cpu&key=k&to=1e400', 'to'],
       ['/v1/series?metric=cpu&key=k&from=-8640000000000001&to=-8640000000000000', 'from'],
       ['/v1/series?metric=cpu&key=k&from=1&to=8640000000000001', 'to'],
+      // no from: the default hour before the earliest time there is (a sweep of the gRPC fuzz sent QuestDB an Invalid Date)
+      ['/v1/series?metric=cpu&key=k&to=-8640000000000000', 'to'],
+      ['/v1/percentiles?metric=cpu&key=k&to=-8640000000000000', 'to'],
       ['/v1/series?metric=cpu&key=k&from=-9007199254740991&to=0', 'from'],
       ['/v1/series?metric=cpu&key=k&from=2026-02-30T00:00:00Z', 'from'],
       ['/v1/series?metric=cpu&key=k&window=5m', 'window'],
@@ -126,6 +129,15 @@ describe('gateway HTTP fuzz (stand-in backends that always answer)', () => {
       expectGoodAnswer(url, res, () => true);
       expect(res.statusCode, `${url}: ${res.body}`).toBe(400);
       expect(JSON.parse(res.body).param, `${url}: ${res.body}`).toBe(param);
+    }
+  });
+
+  it('a to less than an hour after the earliest time, with no from: the range starts at the earliest time (no Invalid Date reaches QuestDB)', async () => {
+    for (const url of ['/v1/series?metric=cpu&key=k&to=-8639999999000000', '/v1/percentiles?metric=cpu&key=k&to=-8639999999999999']) {
+      const res = await app.inject({ method: 'GET', url });
+      expectGoodAnswer(url, res, () => true);
+      expect(res.statusCode, `${url}: ${res.body}`).toBe(200);
+      expect(JSON.parse(res.body).from, url).toBe(-8_640_000_000_000_000);
     }
   });
 

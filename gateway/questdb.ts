@@ -32,4 +32,4 @@ export function parseTime(v: string | number | undefined, name: string): number 
 }
 
 /** The Date range (ECMAScript: ±10^8 days around the epoch). */
-const MAX_TIME_MS = 8.64e15;
+export const MAX_TIME_MS = 8.64e15;

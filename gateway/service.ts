@@ -21,7 +21,7 @@ import type { TopAnswer } from '../engine/live-view.js';
 import { SketchAccumulator, type DDSketch } from '../operators/aggregates/ddsketch.js';
 import { clampedQuantiles } from '../operators/aggregates/summary.js';
 import { ApiError, BadRequest } from './errors.js';
-import { parseTime } from './questdb.js';
+import { MAX_TIME_MS, parseTime } from './questdb.js';
 
 export const ROW_COLUMNS = ['count', 'sum', 'min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p95', 'p99', 'p999'] as const;
 const NAME_RE = /^[A-Za-z0-9_-]+$/;
@@ -380,7 +380,9 @@ export class WeirService {
     const toMs = to ?? now;
     const from = parseTime(q.from as string | number | undefined, 'from');
     if (from instanceof Error) throw new BadRequest('from', from.message);
-    const fromMs = from ?? toMs - 3_600_000;
+    // The default range is the hour before `to`, cut at the earliest time a Date holds.
+    if (from === undefined && toMs <= -MAX_TIME_MS) throw new BadRequest('to', `to (${toMs}) is the earliest time there is: with no from, the range before it is empty`);
+    const fromMs = from ?? Math.max(toMs - 3_600_000, -MAX_TIME_MS);
     if (fromMs >= toMs) throw new BadRequest('from', `from (${fromMs}) must be before to (${toMs})`);
     const maxRange = this.config.gateway.limits.maxRange;
     if (toMs - fromMs > maxRange) throw new BadRequest('from', `range is ${toMs - fromMs} ms, the limit is ${maxRange} ms`);
