@@ -21,6 +21,7 @@ import { Auth } from './auth.js';
 import { GRPC_CODE } from './errors.js';
 import { PROTO_LOADER_OPTIONS, startGrpcServer, weirProtoPath } from './grpc.js';
 import { GatewayMetrics } from './metrics.js';
+import { standInPool, standInRequest } from './testing/stand-ins.js';
 import { WeirService, type ServiceDeps } from './service.js';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -40,17 +41,7 @@ const MAX_RECEIVE = 4 * 1024 * 1024;
 
 async function server() {
   const config = parseConfig({});
-  const pool = {
-    query: async (sql: string, params: unknown[] = []) => {
-      sqlParams.push(...params);
-      // one declared pipeline has run: tutors
-      if (/FROM tables\(\)/.test(sql)) return { rows: params[0] === 'weir_p_tutors' ? [{ table_name: params[0] }] : [] };
-      if (/table_columns/.test(sql)) return { rows: [{ column: 'ts', type: 'TIMESTAMP' }, { column: 'key', type: 'SYMBOL' }, { column: 'window', type: 'SYMBOL' }, { column: 'score', type: 'DOUBLE' }] };
-      if (/SELECT DISTINCT window/.test(sql)) return { rows: [{ window: '1d' }] };
-      return { rows: [] };
-    },
-  };
-  const reply = (body: unknown) => ({ json: () => body, string: () => JSON.stringify(body) });
+  const pool = standInPool(sqlParams);
   const nc = {
     isClosed: () => false,
     status: () => ({ async *[Symbol.asyncIterator]() {} }),
@@ -67,13 +58,7 @@ async function server() {
       }
       return { unsubscribe: () => void (open = false) };
     },
-    request: async (subject: string) => {
-      // Engines serve the default pipeline and tutors; any other name has no responders.
-      if (!/^weir\.api\.(default|tutors)\./.test(subject)) throw new Error('503 no responders');
-      if (subject.endsWith('.latest')) return reply({ results: [] });
-      if (subject.endsWith('.topk')) return reply({ window: '10s', start: null, final: false, candidates: 0, entries: [] });
-      return reply({ pipeline: 'default', watermark: 0, durableWatermark: 0, allowedLatenessMs: 30_000, lagMessages: 0, committedSeq: 0, liveKeys: 0, at: Date.now(), metrics: [] });
-    },
+    request: standInRequest,
   };
   const js = { publish: async () => ({ seq: ++published, duplicate: false, stream: 'WEIR_EVENTS' }) };
   const metrics = new GatewayMetrics(new client.Registry());

@@ -14,6 +14,7 @@ import { parseConfig } from '../engine/config.js';
 import { buildGateway } from './app.js';
 import { Auth } from './auth.js';
 import { GatewayMetrics } from './metrics.js';
+import { standInPool, standInRequest } from './testing/stand-ins.js';
 import { WeirService, type ServiceDeps } from './service.js';
 import { expectGoodAnswer as expectShared, GET_ROUTES, namesOf, queryString, REQUIRED, type Answer } from './testing/hostile-http.js';
 
@@ -25,28 +26,12 @@ let published = 0;
 
 async function gateway(): Promise<FastifyInstance> {
   const config = parseConfig({});
-  const pool = {
-    query: async (sql: string, params: unknown[] = []) => {
-      sqlParams.push(...params);
-      // one declared pipeline has run: tutors
-      if (/FROM tables\(\)/.test(sql)) return { rows: params[0] === 'weir_p_tutors' ? [{ table_name: params[0] }] : [] };
-      if (/table_columns/.test(sql)) return { rows: [{ column: 'ts', type: 'TIMESTAMP' }, { column: 'key', type: 'SYMBOL' }, { column: 'window', type: 'SYMBOL' }, { column: 'score', type: 'DOUBLE' }] };
-      if (/SELECT DISTINCT window/.test(sql)) return { rows: [{ window: '1d' }] };
-      return { rows: [] };
-    },
-  };
-  const reply = (body: unknown) => ({ json: () => body, string: () => JSON.stringify(body) });
+  const pool = standInPool(sqlParams);
   const nc = {
     isClosed: () => false,
     status: () => ({ async *[Symbol.asyncIterator]() {} }),
     subscribe: () => ({ unsubscribe() {} }),
-    request: async (subject: string) => {
-      // Engines serve the default pipeline and tutors; any other name has no responders.
-      if (!/^weir\.api\.(default|tutors)\./.test(subject)) throw new Error('503 no responders');
-      if (subject.endsWith('.latest')) return reply({ results: [] });
-      if (subject.endsWith('.topk')) return reply({ window: '10s', start: null, final: false, candidates: 0, entries: [] });
-      return reply({ pipeline: 'default', watermark: 0, durableWatermark: 0, allowedLatenessMs: 30_000, lagMessages: 0, committedSeq: 0, liveKeys: 0, at: Date.now(), metrics: [] });
-    },
+    request: standInRequest,
   };
   const js = { publish: async () => ({ seq: ++published, duplicate: false, stream: 'WEIR_EVENTS' }) };
   const registry = new client.Registry();
