@@ -13,6 +13,8 @@ export function decodeNumber(v: unknown, where: string): number {
   if (v === 'Infinity') return Infinity;
   if (v === '-Infinity') return -Infinity;
   if (v === 'NaN') return NaN;
+  // JSON.parse reads a literal past the double range (1e999) as Infinity, which JSON.stringify would print as null.
+  if (typeof v === 'number') throw new Error(`window snapshot: ${where} must be a number, got a literal past the double range (parsed as ${v})`);
   throw new Error(`window snapshot: ${where} must be a number, got ${JSON.stringify(v)}`);
 }
 
