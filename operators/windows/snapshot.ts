@@ -13,9 +13,13 @@ export function decodeNumber(v: unknown, where: string): number {
   if (v === 'Infinity') return Infinity;
   if (v === '-Infinity') return -Infinity;
   if (v === 'NaN') return NaN;
-  // JSON.parse reads a literal past the double range (1e999) as Infinity, which JSON.stringify would print as null.
-  if (typeof v === 'number') throw new Error(`window snapshot: ${where} must be a number, got a literal past the double range (parsed as ${v})`);
-  throw new Error(`window snapshot: ${where} must be a number, got ${JSON.stringify(v)}`);
+  throw new Error(`window snapshot: ${where} must be a number, got ${notANumber(v)}`);
+}
+
+/** What a snapshot held where a number belongs, for the refusal. */
+export function notANumber(v: unknown): string {
+  // JSON.parse reads a literal past the double range (1e999) as ±Infinity, which JSON.stringify prints as null.
+  return typeof v === 'number' ? `a literal past the double range (parsed as ${v})` : JSON.stringify(v);
 }
 
 export function decodeCount(v: unknown, where: string): number {
