@@ -3,7 +3,6 @@
  * and response; the OpenAPI document at /docs is generated from them), one auth gate, one error
  * shape: {"error": code, "param": the parameter at fault, "message": what is wrong}.
  */
-import { clientErrorHandler } from './client-error.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -15,6 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { WeirConfig } from '../engine/config.js';
 import type { Engine } from '../engine/engine.js';
 import { ApiError } from './errors.js';
+import { clientErrorHandler } from './client-error.js';
 import type { Auth, Principal, Scope } from './auth.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { WeirService } from './service.js';

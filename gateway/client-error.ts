@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 
 /**
@@ -18,7 +19,7 @@ export function clientErrorHandler(lingerMs = 5_000) {
     const body = JSON.stringify({ error: code, param, message });
     if (socket.writable) {
       socket.end(
-        `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     }
@@ -31,8 +32,6 @@ export function clientErrorHandler(lingerMs = 5_000) {
     socket.resume();
   };
 }
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 function describe(err: NodeJS.ErrnoException): [number, string, string, string] {
   switch (err.code) {
