@@ -51,22 +51,22 @@ export function refusalReason(r: SeriesRefusal, key: string, metric = r.metric):
         `(limits.maxSeriesTotal ${r.max}); metric "${metric}" key ${k} would be a new one`;
 }
 
-interface OpenWindow {
+/** One metric's keys in one window. */
+interface MetricKeys {
   keys: Set<string>;
   refusal: SeriesRefusal | null;
 }
 
-/** Every metric's keys of one window (name, start): the total bound. */
-interface WindowTotal {
-  keys: number;
+/** One open window (name, start): its metrics' keys, and their total (the total bound). */
+interface OpenWindow {
+  metrics: Map<string, MetricKeys>;
+  series: number;
   refusal: SeriesRefusal | null;
 }
 
 export class SeriesBudget {
-  /** final -> (metric \u0001 window \u0001 start) -> keys admitted. Keyed by final so that dropping final windows walks the few open ones. */
+  /** final -> (window \u0001 start) -> its keys. Keyed by final so that dropping final windows walks the few open ones. */
   private readonly open = new Map<number, Map<string, OpenWindow>>();
-  /** final -> (window \u0001 start) -> keys admitted over all metrics. */
-  private readonly totals = new Map<number, Map<string, WindowTotal>>();
   private keys = 0;
   /** Events refused so far. */
   rejected = 0;
@@ -82,34 +82,29 @@ export class SeriesBudget {
 
   /**
    * Admits the event's key into its decision window (null), or returns why not: the window
-   * already holds `max` other keys of the metric. A key already open in the window is always
-   * admitted.
+   * already holds `max` other keys of the metric, or `maxTotal` series of all metrics. A key
+   * already open in the window is always admitted.
    */
   admit(metric: string, key: string, w: DecisionWindow): SeriesRefusal | null {
     if (this.max <= 0 && this.maxTotal <= 0) return null;
     let byId = this.open.get(w.final);
     if (!byId) this.open.set(w.final, (byId = new Map()));
-    const id = `${metric}\u0001${w.name}\u0001${w.start}`;
+    const id = `${w.name}\u0001${w.start}`;
     let ow = byId.get(id);
-    if (!ow) byId.set(id, (ow = { keys: new Set(), refusal: null }));
-    if (ow.keys.has(key)) return null;
-    if (this.max > 0 && ow.keys.size >= this.max) {
+    if (!ow) byId.set(id, (ow = { metrics: new Map(), series: 0, refusal: null }));
+    let mk = ow.metrics.get(metric);
+    if (!mk) ow.metrics.set(metric, (mk = { keys: new Set(), refusal: null }));
+    if (mk.keys.has(key)) return null;
+    if (this.max > 0 && mk.keys.size >= this.max) {
       this.rejected++;
-      return (ow.refusal ??= { metric, window: w.name, start: w.start, max: this.max, bound: 'metric' });
+      return (mk.refusal ??= { metric, window: w.name, start: w.start, max: this.max, bound: 'metric' });
     }
-    if (this.maxTotal > 0) {
-      let byWindow = this.totals.get(w.final);
-      if (!byWindow) this.totals.set(w.final, (byWindow = new Map()));
-      const wid = `${w.name}\u0001${w.start}`;
-      let total = byWindow.get(wid);
-      if (!total) byWindow.set(wid, (total = { keys: 0, refusal: null }));
-      if (total.keys >= this.maxTotal) {
-        this.rejected++;
-        return (total.refusal ??= { metric, window: w.name, start: w.start, max: this.maxTotal, bound: 'total' });
-      }
-      total.keys++;
+    if (this.maxTotal > 0 && ow.series >= this.maxTotal) {
+      this.rejected++;
+      return (ow.refusal ??= { metric, window: w.name, start: w.start, max: this.maxTotal, bound: 'total' });
     }
-    ow.keys.add(key);
+    mk.keys.add(key);
+    ow.series++;
     this.keys++;
     return null;
   }
@@ -118,10 +113,9 @@ export class SeriesBudget {
   evict(wm: number): void {
     for (const [final, byId] of this.open) {
       if (final > wm) continue;
-      for (const ow of byId.values()) this.keys -= ow.keys.size;
+      for (const ow of byId.values()) this.keys -= ow.series;
       this.open.delete(final);
     }
-    for (const final of this.totals.keys()) if (final <= wm) this.totals.delete(final);
   }
 
   /** Keys held over all open decision windows (the gauge weir_open_series). */
